@@ -1,0 +1,54 @@
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import type { DescMessage, Message, MessageShape } from "@bufbuild/protobuf";
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import { createValidator } from "@bufbuild/protovalidate";
+import type { Violation } from "@bufbuild/protovalidate";
+import { status } from "@grpc/grpc-js";
+import type { Middleware } from "./adapter.js";
+import { ServiceError } from "./errors.js";
+import { maskedPaths } from "./field-mask.js";
+
+const validator = createValidator();
+
+/**
+ * An update (a request with an update_mask next to the resource) only checks
+ * the resource fields it changes: `update_mask: "age"` must not fail because
+ * the request leaves name empty.
+ */
+function outsideMask(request: Message, schema: DescMessage): (v: Violation) => boolean {
+  const maskField = schema.fields.find((f) => f.name === "update_mask");
+  if (maskField === undefined) return () => false;
+  const values = request as unknown as Record<string, unknown>;
+  const mask = values[maskField.localName] as FieldMask | undefined;
+  return (v) => {
+    const [top, field] = v.field;
+    if (top?.kind !== "field" || field?.kind !== "field" || top.fieldKind !== "message") return false;
+    const resource = values[top.localName] as MessageShape<DescMessage> | undefined;
+    return resource !== undefined && !maskedPaths(top.message, resource, mask).has(field.name);
+  };
+}
+
+/**
+ * validateRequest enforces the protovalidate rules declared in the protos. A
+ * violation is INVALID_ARGUMENT naming every offending field and rule, e.g.
+ * `user.age: value must be greater than or equal to 0 and less than or equal to 150`.
+ */
+export function validateRequest(schema: DescMessage, request: Message): void {
+  const result = validator.validate(schema, request);
+  if (result.kind === "valid") return;
+  if (result.kind === "error") throw result.error;
+  const skip = outsideMask(request, schema);
+  const violations = result.violations.filter((v) => !skip(v));
+  if (violations.length === 0) return;
+  const text = violations.map((v) => {
+    const path = pathToString(v.field);
+    return path === "" ? v.message : `${path}: ${v.message}`;
+  });
+  throw new ServiceError(status.INVALID_ARGUMENT, text.join("; "));
+}
+
+/** validation runs validateRequest before any handler. */
+export const validation: Middleware = (next) => (request, context) => {
+  validateRequest(context.method.input, request as Message);
+  return next(request, context);
+};

@@ -1,0 +1,61 @@
+import { loadConfig } from "./config.js";
+import type { Config } from "./config.js";
+import { migrateLatest } from "./db/migrator.js";
+import { openDatabase } from "./db/open.js";
+import { createLogger } from "./log.js";
+import type { Logger } from "./log.js";
+import { createServer } from "./server.js";
+
+// The only module with side effects: read config, open the database, migrate,
+// listen, and shut down in order on SIGINT/SIGTERM.
+
+async function main(config: Config, log: Logger): Promise<void> {
+  const { db, close: stopDatabase } = await openDatabase(config, log);
+  try {
+    if (config.migrateOnStart) {
+      const applied = await migrateLatest(db);
+      log.info({ applied }, applied.length > 0 ? "applied migrations" : "database schema is up to date");
+    }
+  } catch (error) {
+    await stopDatabase();
+    throw error;
+  }
+  const server = createServer({ db, log });
+  const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
+    await stopDatabase();
+    throw error;
+  });
+  const host = config.grpcAddress.slice(0, config.grpcAddress.lastIndexOf(":"));
+  log.info({ address: `${host}:${port}` }, `blog-service listening on ${host}:${port}`);
+
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
+    await server.shutdown(config.shutdownGraceMs);
+    await stopDatabase();
+    log.info("stopped");
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      stop(signal).then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+const config = loadConfig();
+const log = createLogger(config.logLevel);
+main(config, log).catch((error: unknown) => {
+  log.fatal({ err: error }, "blog-service failed to start");
+  process.exitCode = 1;
+});

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { after, it } from "node:test";
+import { promisify } from "node:util";
+import { parse } from "yaml";
+import { createTestDatabase } from "./helpers.js";
+
+// No Docker engine runs here, so the deployment files are checked by reading
+// them and by building and running what the image would run.
+const root = path.resolve(import.meta.dirname, "..");
+const run = promisify(execFile);
+const outDir = path.join(root, ".data", `build-test-${process.pid}`);
+after(() => rm(outDir, { recursive: true, force: true }));
+
+interface Compose {
+  services: Record<string, Record<string, any>>;
+}
+
+it("docker-compose.yml has PostgreSQL with a healthcheck and the service built from the Dockerfile", async () => {
+  const compose = parse(await readFile(path.join(root, "docker-compose.yml"), "utf8")) as Compose;
+  const { postgres, "blog-service": service } = compose.services;
+  assert.ok(postgres && service, "both services exist");
+  assert.match(postgres.image, /^postgres:\d+/);
+  assert.match(postgres.healthcheck.test.join(" "), /pg_isready/);
+  assert.equal(service.build.dockerfile, "Dockerfile");
+  assert.deepEqual(service.depends_on, { postgres: { condition: "service_healthy" } });
+  const url = new URL(service.environment.DATABASE_URL);
+  assert.equal(url.hostname, "postgres", "the service reaches PostgreSQL by its compose name");
+  assert.equal(url.username, postgres.environment.POSTGRES_USER);
+  assert.equal(url.password, postgres.environment.POSTGRES_PASSWORD);
+  assert.equal(url.pathname, `/${postgres.environment.POSTGRES_DB}`);
+  const [published] = service.ports as string[];
+  assert.equal(published?.split(":")[1], service.environment.GRPC_ADDRESS.split(":")[1]);
+});
+
+it("the Dockerfile runs what `npm run build` produces, and the compiled migrations run", async () => {
+  const dockerfile = await readFile(path.join(root, "Dockerfile"), "utf8");
+  const cmd = /^CMD \["node", "([^"]+)"\]$/m.exec(dockerfile)?.[1];
+  assert.equal(cmd, "dist/src/main.js");
+  await run(path.join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", outDir], { cwd: root });
+  const database = await createTestDatabase();
+  try {
+    const env = { ...process.env, DATABASE_URL: database.url };
+    const migrate = (command: string) =>
+      run(process.execPath, [path.join(outDir, "src/migrate.js"), command], { cwd: root, env });
+    assert.deepEqual(JSON.parse((await migrate("up")).stdout), { up: ["20261125090000_create_users_and_posts"] });
+    assert.deepEqual(JSON.parse((await migrate("status")).stdout).status.pending, []);
+  } finally {
+    await database.drop();
+  }
+});

@@ -1,0 +1,106 @@
+import { randomBytes } from "node:crypto";
+import { credentials } from "@grpc/grpc-js";
+import type { Knex } from "knex";
+import pg from "pg";
+import { pino } from "pino";
+import { PostService } from "../gen/blog/v1/post_service_pb.js";
+import { UserService } from "../gen/blog/v1/user_service_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { createDatabase } from "../src/db/knex.js";
+import { migrateLatest } from "../src/db/migrator.js";
+import { createClient } from "../src/grpc/adapter.js";
+import type { ClientError } from "../src/grpc/adapter.js";
+import { createServer } from "../src/server.js";
+import type { BlogServer } from "../src/server.js";
+
+/** adminUrl is the server the tests run against; `npm test` always sets it. */
+export function adminUrl(): string {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error("DATABASE_URL is unset: run the tests with `npm test`");
+  return url;
+}
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl() });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** createTestDatabase makes a database of its own for one test file and returns its URL and a dropper. */
+export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `blog_test_${process.pid}_${randomBytes(4).toString("hex")}`;
+  await admin((c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`));
+  const url = new URL(adminUrl());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: () =>
+      admin((c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`)).then(() => {}),
+  };
+}
+
+/** TestEnv is a migrated database, a listening server and clients over a real socket. */
+export interface TestEnv {
+  db: Knex;
+  server: BlogServer;
+  address: string;
+  users: ReturnType<typeof createClient<typeof UserService>>;
+  posts: ReturnType<typeof createClient<typeof PostService>>;
+  health: ReturnType<typeof createClient<typeof Health>>;
+  close(): Promise<void>;
+}
+
+/** startTestEnv builds the same server as main.ts on 127.0.0.1:0 against a fresh database. */
+export async function startTestEnv(): Promise<TestEnv> {
+  const database = await createTestDatabase();
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const db = createDatabase({ url: database.url, poolMax: 5, log });
+  await migrateLatest(db);
+  const server = createServer({ db, log });
+  const address = `127.0.0.1:${await server.listen("127.0.0.1:0")}`;
+  const insecure = credentials.createInsecure();
+  const users = createClient(UserService, address, insecure);
+  const posts = createClient(PostService, address, insecure);
+  const health = createClient(Health, address, insecure);
+  return {
+    db,
+    server,
+    address,
+    users,
+    posts,
+    health,
+    close: async () => {
+      for (const client of [users, posts, health]) client.close();
+      await server.shutdown(1000);
+      await db.destroy();
+      await database.drop();
+    },
+  };
+}
+
+/** countStatements counts the SQL statements Knex sends while work runs. */
+export async function countStatements(db: Knex, work: () => Promise<unknown>): Promise<string[]> {
+  const statements: string[] = [];
+  const listener = (q: { sql: string }) => statements.push(q.sql);
+  db.on("query", listener);
+  try {
+    await work();
+  } finally {
+    db.off("query", listener);
+  }
+  return statements;
+}
+
+/** grpcError asserts that a call failed and returns the grpc-js error for checks on code and details. */
+export async function grpcError(call: Promise<unknown>): Promise<ClientError> {
+  try {
+    await call;
+  } catch (error) {
+    return error as ClientError;
+  }
+  throw new Error("expected the call to fail, but it succeeded");
+}

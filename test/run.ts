@@ -1,0 +1,42 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
+
+// `npm test`: runs every *.test.ts with node's test runner against
+// DATABASE_URL, or, when it is unset, against an embedded PostgreSQL started
+// for this run only. Arguments select files: `npm test -- test/users.test.ts`.
+const root = path.resolve(import.meta.dirname, "..");
+
+async function testFiles(): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of ["test", "src", "scripts"]) {
+    const entries = await readdir(path.join(root, dir), { recursive: true });
+    found.push(...entries.filter((f) => f.endsWith(".test.ts")).map((f) => path.join(dir, f)));
+  }
+  return found.sort();
+}
+
+const files = process.argv.length > 2 ? process.argv.slice(2) : await testFiles();
+let databaseUrl = process.env.DATABASE_URL;
+let cleanup = async () => {};
+if (!databaseUrl) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "blog-service-test-"));
+  const embedded = await startEmbeddedPostgres({ dataDir: path.join(dir, "postgres"), database: "postgres" });
+  console.log(`# DATABASE_URL is unset: testing against an embedded PostgreSQL on port ${embedded.port}`);
+  databaseUrl = embedded.url;
+  cleanup = async () => {
+    await embedded.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+}
+
+const child = spawn(process.execPath, ["--import", "tsx", "--test", ...files], {
+  cwd: root,
+  stdio: "inherit",
+  env: { ...process.env, DATABASE_URL: databaseUrl },
+});
+const code = await new Promise<number>((resolve) => child.on("exit", (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+await cleanup();
+process.exit(code);
