@@ -38,6 +38,8 @@ async function freePort(): Promise<number> {
 interface Started {
   child: ChildProcess;
   logs: Record<string, unknown>[];
+  /** closed resolves when every process writing to the log pipe (npm, the service) has exited. */
+  closed: Promise<void>;
 }
 
 /** npmStart runs `npm start` in the clone and resolves once it logs that it listens. */
@@ -46,6 +48,7 @@ async function npmStart(address: string): Promise<Started> {
   delete env.DATABASE_URL;
   const child = spawn("npm", ["start"], { cwd: clone, env, detached: true, stdio: ["ignore", "pipe", "inherit"] });
   const logs: Record<string, unknown>[] = [];
+  const closed = new Promise<void>((resolve) => child.stdout!.once("close", resolve));
   await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`npm start exited with ${code}: ${JSON.stringify(logs)}`)));
     createInterface({ input: child.stdout! }).on("line", (line) => {
@@ -55,14 +58,17 @@ async function npmStart(address: string): Promise<Started> {
       if (typeof entry.msg === "string" && entry.msg.startsWith("blog-service listening on")) resolve();
     });
   });
-  return { child, logs };
+  return { child, logs, closed };
 }
 
-/** stop sends SIGTERM to the whole process group, as a terminal's Ctrl-C would, and returns the exit code. */
-async function stop({ child }: Started): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+/**
+ * stop sends SIGTERM to the whole process group, as `kill` of a terminal job
+ * would, and returns the service's last log message once it has exited.
+ */
+async function stop({ child, logs, closed }: Started): Promise<unknown> {
   process.kill(-child.pid!, "SIGTERM");
-  return exited;
+  await closed;
+  return logs.at(-1)?.msg;
 }
 
 async function postgresRunningOn(dataDir: string): Promise<boolean> {
@@ -91,7 +97,7 @@ it("npm ci && npm start serves on an embedded PostgreSQL that keeps its data", {
   try {
     const { user } = await users.createUser({ user: { name: "Fresh Clone", age: 1 } });
     assert.equal(user?.name, "Fresh Clone");
-    assert.equal(await stop(first), 0, "SIGTERM is a clean exit");
+    assert.equal(await stop(first), "stopped", "SIGTERM shuts the service down in order");
     assert.equal(await postgresRunningOn(dataDir), false, "the embedded PostgreSQL stopped with the service");
 
     const second = await npmStart(address);
@@ -99,7 +105,7 @@ it("npm ci && npm start serves on an embedded PostgreSQL that keeps its data", {
       const again = await users.getUser({ id: user!.id, view: UserView.FULL });
       assert.equal(again.user?.name, "Fresh Clone", "data survives a restart");
     } finally {
-      assert.equal(await stop(second), 0);
+      assert.equal(await stop(second), "stopped");
     }
   } finally {
     users.close();
