@@ -28,12 +28,12 @@ async function main(config: Config, log: Logger): Promise<void> {
   const host = config.grpcAddress.slice(0, config.grpcAddress.lastIndexOf(":"));
   log.info({ address: `${host}:${port}` }, `blog-service listening on ${host}:${port}`);
 
+  // npm and tsx relay a terminal's signal to the service, which sees the same
+  // Ctrl-C two or three times: later signals are ignored, and the grace period
+  // already bounds how long stopping can take.
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn({ signal }, "second signal: exiting now");
-      process.exit(1);
-    }
+    if (stopping) return;
     stopping = true;
     log.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
     await server.shutdown(config.shutdownGraceMs);
