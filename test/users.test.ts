@@ -216,3 +216,13 @@ describe("CountUsers", () => {
     assert.deepEqual(statements, ["SELECT COUNT(*) AS count FROM users"]);
   });
 });
+
+describe("database errors", () => {
+  it("reach the caller through the central mapping, without SQL or driver text", async () => {
+    // U+FEFF survives CEL's trim() but not JavaScript's, so this name passes
+    // validation and is refused by the users_name_check constraint.
+    const error = await grpcError(env.users.createUser({ user: { name: "\ufeff", age: 1 } }));
+    assert.equal(error.code, status.INVALID_ARGUMENT);
+    assert.equal(error.details, "the request violates a check constraint (constraint users_name_check)");
+  });
+});

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { status } from "@grpc/grpc-js";
+import { ServiceError, notFound, toServiceError } from "./errors.js";
+
+function pgError(code: string, extra: Record<string, unknown> = {}) {
+  return Object.assign(new Error('duplicate key value violates unique constraint "users_pkey" DETAIL: (id)=(1)'), {
+    code,
+    ...extra,
+  });
+}
+
+it("passes ServiceErrors through untouched", () => {
+  const error = notFound("user", 42n);
+  assert.equal(toServiceError(error, assert.fail), error);
+  assert.equal(error.message, "user 42 not found");
+});
+
+it("maps SQLSTATEs to codes with messages that carry no driver text", () => {
+  const cases: [string, status][] = [
+    ["23505", status.ALREADY_EXISTS],
+    ["23503", status.FAILED_PRECONDITION],
+    ["23514", status.INVALID_ARGUMENT],
+    ["23502", status.INVALID_ARGUMENT],
+    ["22001", status.INVALID_ARGUMENT],
+    ["40001", status.ABORTED],
+    ["57014", status.DEADLINE_EXCEEDED],
+    ["08006", status.UNAVAILABLE],
+    ["57P01", status.UNAVAILABLE],
+    ["ECONNREFUSED", status.UNAVAILABLE],
+  ];
+  for (const [code, expected] of cases) {
+    const mapped = toServiceError(pgError(code, { constraint: "users_pkey" }), () => {});
+    assert.equal(mapped.code, expected, code);
+    assert.doesNotMatch(mapped.message, /duplicate key|DETAIL|\(id\)/, code);
+  }
+  assert.equal(
+    toServiceError(pgError("23505", { constraint: "users_pkey" }), () => {}).message,
+    "the request already exists (constraint users_pkey)",
+  );
+});
+
+it("reads the SQLSTATE of errors Objection wraps", () => {
+  const wrapped = Object.assign(new Error("wrapped"), { nativeError: pgError("23514"), constraint: "users_age_check" });
+  const mapped = toServiceError(wrapped, () => {});
+  assert.equal(mapped.code, status.INVALID_ARGUMENT);
+  assert.equal(mapped.message, "the request violates a check constraint (constraint users_age_check)");
+});
+
+it("answers INTERNAL with a generic message for anything else, and logs the original", () => {
+  const logged: unknown[] = [];
+  const original = new TypeError("Cannot read properties of undefined (reading 'x') at /work/main/src/secret.ts:1");
+  const mapped = toServiceError(original, (error) => logged.push(error));
+  assert.ok(mapped instanceof ServiceError);
+  assert.equal(mapped.code, status.INTERNAL);
+  assert.equal(mapped.message, "internal error");
+  assert.deepEqual(logged, [original]);
+});
