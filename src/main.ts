@@ -4,12 +4,16 @@ import { migrateLatest } from "./db/migrator.js";
 import { openDatabase } from "./db/open.js";
 import { createLogger } from "./log.js";
 import type { Logger } from "./log.js";
+import { startMetricsServer } from "./observability/metrics-server.js";
+import { startTracing } from "./observability/tracing.js";
 import { createServer } from "./server.js";
 
 // The only module with side effects: read config, open the database, migrate,
 // listen, and shut down in order on SIGINT/SIGTERM.
 
 async function main(config: Config, log: Logger): Promise<void> {
+  // Before anything makes a span: with no OTLP endpoint the API stays a no-op.
+  const tracing = config.tracing ? startTracing() : undefined;
   const { db, close: stopDatabase } = await openDatabase(config, log);
   try {
     if (config.migrateOnStart) {
@@ -20,13 +24,22 @@ async function main(config: Config, log: Logger): Promise<void> {
     await stopDatabase();
     throw error;
   }
-  const server = createServer({ db, log });
+  const server = createServer({ db, log, grpcOptions: config.grpcServerOptions });
   const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
     await stopDatabase();
     throw error;
   });
   const host = config.grpcAddress.slice(0, config.grpcAddress.lastIndexOf(":"));
   log.info({ address: `${host}:${port}` }, `blog-service listening on ${host}:${port}`);
+  const metrics =
+    config.metricsAddress === undefined
+      ? undefined
+      : await startMetricsServer(config.metricsAddress, server.metrics).catch(async (error: unknown) => {
+          await server.shutdown(0);
+          await stopDatabase();
+          throw error;
+        });
+  if (metrics !== undefined) log.info({ metrics: metrics.url }, `metrics on ${metrics.url}`);
 
   // npm and tsx relay a terminal's signal to the service, which sees the same
   // Ctrl-C two or three times: later signals are ignored, and the grace period
@@ -37,7 +50,9 @@ async function main(config: Config, log: Logger): Promise<void> {
     stopping = true;
     log.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
     await server.shutdown(config.shutdownGraceMs);
+    await metrics?.close();
     await stopDatabase();
+    await tracing?.shutdown();
     log.info("stopped");
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

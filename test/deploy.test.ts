@@ -45,7 +45,9 @@ it("the Dockerfile runs what `npm run build` produces, and the compiled migratio
     const env = { ...process.env, DATABASE_URL: database.url };
     const migrate = (command: string) =>
       run(process.execPath, [path.join(outDir, "src/migrate.js"), command], { cwd: root, env });
-    assert.deepEqual(JSON.parse((await migrate("up")).stdout), { up: ["20261125090000_create_users_and_posts"] });
+    const applied = JSON.parse((await migrate("up")).stdout).up as string[];
+    assert.equal(applied[0], "20261125090000_create_users_and_posts");
+    assert.ok(applied.length >= 2, "every migration, compiled to .js, applied");
     assert.deepEqual(JSON.parse((await migrate("status")).stdout).status.pending, []);
   } finally {
     await database.drop();

@@ -26,10 +26,12 @@ async function tables(): Promise<string[]> {
 }
 
 const first = "20261125090000_create_users_and_posts";
+const second = "20261125100000_etags_idempotency_list_indexes";
+const all = [first, second];
 
 it("migrates up from empty, records names without extensions, and is idempotent", async () => {
   assert.deepEqual((await migrationStatus(db)).pending.includes(first), true);
-  assert.ok((await migrateLatest(db)).includes(first));
+  assert.deepEqual(await migrateLatest(db), all);
   assert.deepEqual(await tables(), ["posts", "users"]);
   assert.deepEqual(await migrateLatest(db), [], "a second run applies nothing");
   const { rows } = await db.raw<{ rows: { name: string }[] }>("SELECT name FROM knex_migrations");
@@ -56,20 +58,25 @@ it("has the constraints the API validates, and the index on posts.user_id", asyn
   assert.deepEqual(fk, [{ confdeltype: "c" }], "ON DELETE CASCADE");
 });
 
-it("migrates down to nothing and back up", async () => {
+it("migrates down one step at a time to nothing, and back up", async () => {
+  await db("users").insert({ name: "Kept", age: 1 });
+  assert.deepEqual(await migrateDown(db), [second]);
+  assert.deepEqual((await migrationStatus(db)).applied, [first]);
+  assert.equal((await db("users").first())?.name, "Kept", "going down a step keeps the data");
   assert.deepEqual(await migrateDown(db), [first]);
   assert.deepEqual(await tables(), []);
   assert.deepEqual((await migrationStatus(db)).applied, []);
-  assert.deepEqual(await migrateLatest(db), [first]);
+  assert.deepEqual(await migrateLatest(db), all);
   assert.deepEqual(await tables(), ["posts", "users"]);
 });
 
 it("runs once when two migrators start together", async () => {
   await migrateDown(db);
+  await migrateDown(db);
   const other = createDatabase({ url: db.client.config.connection.connectionString, log: pino({ level: "silent" }) });
   try {
     const results = await Promise.all([migrateLatest(db), migrateLatest(other)]);
-    assert.deepEqual(results.flat(), [first], "exactly one of them applied the migration");
+    assert.deepEqual(results.flat(), all, "exactly one of them applied the migrations");
   } finally {
     await other.destroy();
   }

@@ -46,10 +46,13 @@ describe("server reflection", () => {
       .split("\n")
       .filter((m) => m.startsWith("blog.v1.UserService/"));
     assert.deepEqual(methods.sort(), [
+      "blog.v1.UserService/BatchGetUsers",
       "blog.v1.UserService/CountUsers",
       "blog.v1.UserService/CreateUser",
       "blog.v1.UserService/DeleteUser",
+      "blog.v1.UserService/ExportUsers",
       "blog.v1.UserService/GetUser",
+      "blog.v1.UserService/ListUsers",
       "blog.v1.UserService/UpdateUser",
     ]);
   });

@@ -3,6 +3,7 @@ import type { Knex } from "knex";
 import { knexSnakeCaseMappers } from "objection";
 import pg from "pg";
 import type { Logger } from "../log.js";
+import { currentCall } from "../observability/call-scope.js";
 
 // int8 (ids, COUNT(*)) as bigint rather than string, so ids are bigint end to end.
 pg.types.setTypeParser(pg.types.builtins.INT8, BigInt);
@@ -23,17 +24,19 @@ interface QueryEvent {
 }
 
 function logStatements(db: Knex, log: Logger): void {
-  const started = new Map<string, bigint>();
-  const ms = (uid: string) => Number(process.hrtime.bigint() - (started.get(uid) ?? 0n)) / 1e6;
-  db.on("query", (q: QueryEvent) => started.set(q.__knexQueryUid, process.hrtime.bigint()));
-  db.on("query-response", (_r: unknown, q: QueryEvent) => {
-    log.info({ sql: q.sql, bindings: q.bindings, ms: ms(q.__knexQueryUid) }, "sql");
+  // Knex emits `query` in the caller's async context: remember which call (request id) sent it.
+  const started = new Map<string, { at: bigint; requestId: string | undefined }>();
+  const fields = (q: QueryEvent) => {
+    const start = started.get(q.__knexQueryUid);
     started.delete(q.__knexQueryUid);
-  });
-  db.on("query-error", (e: Error, q: QueryEvent) => {
-    log.info({ sql: q.sql, bindings: q.bindings, ms: ms(q.__knexQueryUid), error: e.message }, "sql failed");
-    started.delete(q.__knexQueryUid);
-  });
+    const ms = Number(process.hrtime.bigint() - (start?.at ?? 0n)) / 1e6;
+    return { sql: q.sql, bindings: q.bindings, ms, requestId: start?.requestId };
+  };
+  db.on("query", (q: QueryEvent) =>
+    started.set(q.__knexQueryUid, { at: process.hrtime.bigint(), requestId: currentCall()?.requestId }),
+  );
+  db.on("query-response", (_r: unknown, q: QueryEvent) => log.info(fields(q), "sql"));
+  db.on("query-error", (e: Error, q: QueryEvent) => log.info({ ...fields(q), error: e.message }, "sql failed"));
 }
 
 /**

@@ -1,10 +1,27 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import type { Any } from "@bufbuild/protobuf/wkt";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { StatusObject } from "@grpc/grpc-js";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  PreconditionFailureSchema,
+  ResourceInfoSchema,
+} from "../../gen/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+
+/** errorDomain is the ErrorInfo.domain of every error this service raises. */
+export const errorDomain = "blog.v1";
+
+/** The trailer gRPC's rich error model (google.rpc.Status) travels in. */
+export const statusDetailsKey = "grpc-status-details-bin";
 
 /**
  * ServiceError is what handlers throw to answer with a gRPC status. Its
  * message goes to the caller as is, so it must never carry SQL, driver text or
- * a stack trace.
+ * a stack trace; its details (google.rpc.ErrorInfo, BadRequest, ...) travel in
+ * the grpc-status-details-bin trailer.
  */
 export class ServiceError extends Error {
   override name = "ServiceError";
@@ -12,36 +29,108 @@ export class ServiceError extends Error {
   constructor(
     readonly code: status,
     message: string,
+    readonly details: Any[] = [],
   ) {
     super(message);
   }
 }
 
+/** errorInfo is the machine-readable reason (UPPER_SNAKE_CASE) every error carries. */
+export function errorInfo(reason: string, metadata: Record<string, string> = {}): Any {
+  return anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason, domain: errorDomain, metadata }));
+}
+
+/** A field that broke a rule: the path (`user.name`), what is wrong, and the rule's id. */
+export interface FieldViolation {
+  field: string;
+  description: string;
+  reason?: string;
+}
+
+/** invalidArgument lists every violation in the message and in one BadRequest. */
+export function invalidArgument(reason: string, violations: FieldViolation[]): ServiceError {
+  const message = violations.map((v) => (v.field === "" ? v.description : `${v.field}: ${v.description}`)).join("; ");
+  const badRequest = create(BadRequestSchema, {
+    fieldViolations: violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason ?? "" })),
+  });
+  return new ServiceError(status.INVALID_ARGUMENT, message, [errorInfo(reason), anyPack(BadRequestSchema, badRequest)]);
+}
+
+const resourceTypes = { user: "blog.v1.User", post: "blog.v1.Post" } as const;
+
+/** A resource kind of this service, as used in messages ("user 42 not found"). */
+export type Resource = keyof typeof resourceTypes;
+
 /** notFound names the missing resource and id, e.g. "user 42 not found". */
-export function notFound(resource: string, id: bigint | number | string): ServiceError {
-  return new ServiceError(status.NOT_FOUND, `${resource} ${id} not found`);
+export function notFound(resource: Resource, id: bigint | number | string): ServiceError {
+  return new ServiceError(status.NOT_FOUND, `${resource} ${id} not found`, [
+    errorInfo(`${resource.toUpperCase()}_NOT_FOUND`, { id: String(id) }),
+    anyPack(
+      ResourceInfoSchema,
+      create(ResourceInfoSchema, { resourceType: resourceTypes[resource], resourceName: `${resource}s/${id}` }),
+    ),
+  ]);
+}
+
+/** staleEtag answers a write whose etag no longer matches (AIP-154). */
+export function staleEtag(code: status, resource: Resource, id: bigint): ServiceError {
+  return new ServiceError(code, `${resource} ${id} has changed since it was read (etag mismatch); read it again`, [
+    errorInfo("ETAG_MISMATCH", { id: String(id) }),
+    anyPack(
+      PreconditionFailureSchema,
+      create(PreconditionFailureSchema, {
+        violations: [{ type: "ETAG", subject: `${resource}s/${id}`, description: "the etag is not the current one" }],
+      }),
+    ),
+  ]);
 }
 
 /** Logs what the caller must not see: unexpected errors with their stacks. */
 export type ErrorLogger = (error: unknown, message: string) => void;
+
+interface Mapped {
+  code: status;
+  reason: string;
+  message: string;
+}
 
 /**
  * SQLSTATE classes and codes (PostgreSQL appendix A) mapped to gRPC codes.
  * Objection wraps driver errors (db-errors) but keeps the SQLSTATE on
  * `nativeError.code`; knex.raw surfaces the pg error itself.
  */
-const sqlStateCodes: Record<string, { code: status; message: string }> = {
-  "23505": { code: status.ALREADY_EXISTS, message: "already exists" },
-  "23503": { code: status.FAILED_PRECONDITION, message: "refers to a row that does not exist" },
-  "23514": { code: status.INVALID_ARGUMENT, message: "violates a check constraint" },
-  "23502": { code: status.INVALID_ARGUMENT, message: "misses a required value" },
-  "22": { code: status.INVALID_ARGUMENT, message: "holds a value the database cannot store" },
-  "40001": { code: status.ABORTED, message: "conflicted with a concurrent transaction; retry" },
-  "40P01": { code: status.ABORTED, message: "conflicted with a concurrent transaction; retry" },
-  "57014": { code: status.DEADLINE_EXCEEDED, message: "took too long and was cancelled" },
-  "08": { code: status.UNAVAILABLE, message: "could not reach the database; retry" },
-  "53": { code: status.UNAVAILABLE, message: "the database is out of resources; retry" },
-  "57P": { code: status.UNAVAILABLE, message: "the database is shutting down; retry" },
+const sqlStateCodes: Record<string, Mapped> = {
+  "23505": { code: status.ALREADY_EXISTS, reason: "UNIQUE_VIOLATION", message: "already exists" },
+  "23503": {
+    code: status.FAILED_PRECONDITION,
+    reason: "FOREIGN_KEY_VIOLATION",
+    message: "refers to a row that does not exist",
+  },
+  "23514": { code: status.INVALID_ARGUMENT, reason: "CHECK_VIOLATION", message: "violates a check constraint" },
+  "23502": { code: status.INVALID_ARGUMENT, reason: "NOT_NULL_VIOLATION", message: "misses a required value" },
+  "22": { code: status.INVALID_ARGUMENT, reason: "INVALID_VALUE", message: "holds a value the database cannot store" },
+  "40001": {
+    code: status.ABORTED,
+    reason: "CONCURRENT_UPDATE",
+    message: "conflicted with a concurrent transaction; retry",
+  },
+  "40P01": {
+    code: status.ABORTED,
+    reason: "CONCURRENT_UPDATE",
+    message: "conflicted with a concurrent transaction; retry",
+  },
+  "57014": { code: status.DEADLINE_EXCEEDED, reason: "QUERY_CANCELLED", message: "took too long and was cancelled" },
+  "08": { code: status.UNAVAILABLE, reason: "DATABASE_UNAVAILABLE", message: "could not reach the database; retry" },
+  "53": {
+    code: status.UNAVAILABLE,
+    reason: "DATABASE_UNAVAILABLE",
+    message: "found the database out of resources; retry",
+  },
+  "57P": {
+    code: status.UNAVAILABLE,
+    reason: "DATABASE_UNAVAILABLE",
+    message: "found the database shutting down; retry",
+  },
 };
 
 /** Node's socket errors that mean "the database is not reachable right now". */
@@ -56,6 +145,14 @@ function sqlState(error: unknown): string | undefined {
   return undefined;
 }
 
+function mapSqlState(state: string | undefined): Mapped | undefined {
+  if (state === undefined) return undefined;
+  if (networkErrors.has(state)) {
+    return { code: status.UNAVAILABLE, reason: "DATABASE_UNAVAILABLE", message: "could not reach the database; retry" };
+  }
+  return sqlStateCodes[state] ?? sqlStateCodes[state.slice(0, 3)] ?? sqlStateCodes[state.slice(0, 2)];
+}
+
 /**
  * toServiceError is the one place where any thrown value becomes a status a
  * caller may read. Database errors map by SQLSTATE to a generic, actionable
@@ -64,28 +161,28 @@ function sqlState(error: unknown): string | undefined {
  */
 export function toServiceError(error: unknown, log: ErrorLogger): ServiceError {
   if (error instanceof ServiceError) return error;
-  const state = sqlState(error);
-  if (state !== undefined && networkErrors.has(state)) {
-    log(error, "database unreachable");
-    return new ServiceError(status.UNAVAILABLE, "the database is unavailable; retry later");
+  const mapped = mapSqlState(sqlState(error));
+  if (mapped === undefined) {
+    log(error, "unexpected error");
+    return new ServiceError(status.INTERNAL, "internal error", [errorInfo("INTERNAL")]);
   }
-  const mapped =
-    state === undefined
-      ? undefined
-      : (sqlStateCodes[state] ?? sqlStateCodes[state.slice(0, 3)] ?? sqlStateCodes[state.slice(0, 2)]);
-  if (mapped !== undefined) {
-    const constraint = (error as { constraint?: unknown }).constraint;
-    const where = typeof constraint === "string" ? ` (constraint ${constraint})` : "";
-    if (mapped.code === status.UNAVAILABLE || mapped.code === status.INTERNAL) log(error, "database error");
-    return new ServiceError(mapped.code, `the request ${mapped.message}${where}`);
-  }
-  log(error, "unexpected error");
-  return new ServiceError(status.INTERNAL, "internal error");
+  if (mapped.code === status.UNAVAILABLE) log(error, "database unavailable");
+  const constraint = (error as { constraint?: unknown }).constraint;
+  const metadata: Record<string, string> = typeof constraint === "string" ? { constraint } : {};
+  const where = typeof constraint === "string" ? ` (constraint ${constraint})` : "";
+  return new ServiceError(mapped.code, `the request ${mapped.message}${where}`, [errorInfo(mapped.reason, metadata)]);
 }
 
-/** toStatus turns a ServiceError into what grpc-js sends. */
+/**
+ * toStatus turns a ServiceError into what grpc-js sends: code, message, and a
+ * google.rpc.Status in the grpc-status-details-bin trailer.
+ */
 export function toStatus(error: ServiceError): Partial<StatusObject> {
-  return { code: error.code, details: error.message, metadata: new Metadata() };
+  const metadata = new Metadata();
+  const details = error.details.length > 0 ? error.details : [errorInfo(status[error.code])];
+  const rich = create(StatusSchema, { code: error.code, message: error.message, details });
+  metadata.set(statusDetailsKey, Buffer.from(toBinary(StatusSchema, rich)));
+  return { code: error.code, details: error.message, metadata };
 }
 
 /**
@@ -93,6 +190,6 @@ export function toStatus(error: ServiceError): Partial<StatusObject> {
  * (`required = true`), so handlers need no non-null assertions.
  */
 export function required<T>(value: T | undefined, field: string): T {
-  if (value === undefined) throw new ServiceError(status.INVALID_ARGUMENT, `${field}: value is required`);
+  if (value === undefined) throw invalidArgument("INVALID_FIELDS", [{ field, description: "value is required" }]);
   return value;
 }

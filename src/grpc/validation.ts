@@ -3,9 +3,8 @@ import type { DescMessage, Message, MessageShape } from "@bufbuild/protobuf";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
 import type { Violation } from "@bufbuild/protovalidate";
-import { status } from "@grpc/grpc-js";
 import type { Middleware } from "./adapter.js";
-import { ServiceError } from "./errors.js";
+import { invalidArgument } from "./errors.js";
 import { maskedPaths } from "./field-mask.js";
 
 const validator = createValidator();
@@ -40,11 +39,10 @@ export function validateRequest(schema: DescMessage, request: Message): void {
   const skip = outsideMask(request, schema);
   const violations = result.violations.filter((v) => !skip(v));
   if (violations.length === 0) return;
-  const text = violations.map((v) => {
-    const path = pathToString(v.field);
-    return path === "" ? v.message : `${path}: ${v.message}`;
-  });
-  throw new ServiceError(status.INVALID_ARGUMENT, text.join("; "));
+  throw invalidArgument(
+    "INVALID_FIELDS",
+    violations.map((v) => ({ field: pathToString(v.field), description: v.message, reason: v.ruleId })),
+  );
 }
 
 /** validation runs validateRequest before any handler. */

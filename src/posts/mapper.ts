@@ -1,11 +1,12 @@
 import { create } from "@bufbuild/protobuf";
+import { etagOf } from "../grpc/etag.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PostSchema } from "../../gen/blog/v1/post_pb.js";
 import type { Post as PostMessage } from "../../gen/blog/v1/post_pb.js";
-import type { Post } from "./model.js";
+import type { PostRow } from "./model.js";
 
 /** postToProto maps a row to the API's Post. */
-export function postToProto(post: Post): PostMessage {
+export function postToProto(post: PostRow): PostMessage {
   return create(PostSchema, {
     id: post.id,
     userId: post.userId,
@@ -13,5 +14,6 @@ export function postToProto(post: Post): PostMessage {
     content: post.content,
     createTime: timestampFromDate(post.createTime),
     updateTime: timestampFromDate(post.updateTime),
+    etag: etagOf(post.version),
   });
 }

@@ -10,6 +10,8 @@ export class Post extends Model {
   userId!: bigint;
   title!: string;
   content!: string;
+  /** version is bumped by every update; the etag is derived from it. */
+  version!: bigint;
   createTime!: Date;
   updateTime!: Date;
   user?: User;
@@ -27,3 +29,6 @@ export class Post extends Model {
     oldestFirst: (query) => query.orderBy("id"),
   };
 }
+
+/** PostRow is a post as read: a model, or a plain row from a cursor. */
+export type PostRow = Pick<Post, "id" | "userId" | "title" | "content" | "version" | "createTime" | "updateTime">;

@@ -1,5 +1,16 @@
 import type { Knex } from "knex";
+import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
+import { idempotentCreate } from "../db/idempotency.js";
+import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
+import type { WriteResult } from "../db/write-result.js";
+import { fetchPage, totalSize } from "../list/page.js";
+import type { Page } from "../list/page.js";
+import type { PageTokens } from "../list/page-token.js";
+import { applyOrder } from "../list/query.js";
+import type { ListQuery } from "../list/query.js";
+import { postsListing } from "./listing.js";
 import { Post } from "./model.js";
+import type { PostRow } from "./model.js";
 
 /** The post fields a caller may write. */
 export interface PostFields {
@@ -18,21 +29,69 @@ export class PostRepository {
       .returning("*");
   }
 
+  /** createOnce creates the post at most once per request_id (AIP-155). */
+  createOnce(userId: bigint, fields: PostFields, key: IdempotencyKey): Promise<IdempotentResult<Post>> {
+    return idempotentCreate(
+      this.db,
+      key,
+      (trx) => this.create(userId, fields, trx),
+      (id, trx) => this.get(id, trx),
+    );
+  }
+
+  /** createMany inserts every post in one multi-row INSERT: all or nothing. */
+  async createMany(userId: bigint, posts: PostFields[]): Promise<Post[]> {
+    return Post.query(this.db)
+      .insert(posts.map((fields) => ({ userId, ...fields })))
+      .returning("*");
+  }
+
   async get(id: bigint, trx?: Knex.Transaction): Promise<Post | undefined> {
     return Post.query(trx ?? this.db).findById(String(id));
   }
 
-  /** update changes the given fields and update_time in one statement; undefined if no such post. */
-  async update(id: bigint, fields: Partial<PostFields>, trx?: Knex.Transaction): Promise<Post | undefined> {
-    const db = trx ?? this.db;
-    const [post] = await Post.query(db)
-      .patch({ ...fields, updateTime: db.fn.now() as unknown as Date })
-      .where("id", String(id))
-      .returning("*");
-    return post;
+  /** update changes the fields, bumps the version (etag) and update_time in one statement. */
+  async update(id: bigint, fields: Partial<PostFields>, expectedVersion?: bigint): Promise<WriteResult<Post>> {
+    const query = Post.query(this.db)
+      .patch({ ...fields, version: this.db.raw("version + 1"), updateTime: this.db.fn.now() } as never)
+      .where("id", String(id));
+    if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
+    const [post] = (await query.returning("*")) as unknown as Post[];
+    if (post !== undefined) return { kind: "done", value: post };
+    return (await this.get(id)) !== undefined ? { kind: "stale" } : { kind: "missing" };
   }
 
-  async delete(id: bigint, trx?: Knex.Transaction): Promise<boolean> {
-    return (await Post.query(trx ?? this.db).deleteById(String(id))) > 0;
+  async delete(id: bigint, expectedVersion?: bigint): Promise<WriteResult<true>> {
+    const query = Post.query(this.db).delete().where("id", String(id));
+    if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
+    if ((await query) > 0) return { kind: "done", value: true };
+    return expectedVersion !== undefined && (await this.get(id)) !== undefined
+      ? { kind: "stale" }
+      : { kind: "missing" };
+  }
+
+  private base(userId: bigint): Knex.QueryBuilder {
+    const query = this.db("posts").select("posts.*");
+    if (userId !== 0n) query.where("posts.user_id", String(userId));
+    return query;
+  }
+
+  /** list reads one keyset page of posts, of one user when userId is not 0. */
+  async list(userId: bigint, query: ListQuery, size: number, tokens: PageTokens): Promise<Page<PostRow>> {
+    return fetchPage<PostRow & Record<string, unknown>>(this.base(userId), postsListing, query, size, tokens);
+  }
+
+  total(userId: bigint, query: ListQuery, mode: TotalSizeMode): Promise<bigint | undefined> {
+    const filtered = this.base(userId).clearSelect().select("posts.id");
+    query.apply(filtered);
+    return totalSize(this.db, filtered, mode);
+  }
+
+  /** stream reads every matching post from a server-side cursor, honouring backpressure. */
+  stream(userId: bigint, query: ListQuery): AsyncIterable<PostRow> {
+    const base = this.base(userId);
+    query.apply(base);
+    applyOrder(base, query.order);
+    return base.stream({ batchSize: 500 }) as AsyncIterable<PostRow>;
   }
 }

@@ -1,12 +1,13 @@
 import { create } from "@bufbuild/protobuf";
+import { etagOf } from "../grpc/etag.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UserSchema } from "../../gen/blog/v1/user_pb.js";
 import type { User as UserMessage } from "../../gen/blog/v1/user_pb.js";
 import { postToProto } from "../posts/mapper.js";
-import type { User } from "./model.js";
+import type { UserRow } from "./model.js";
 
 /** userToProto maps a row (with posts when they were fetched) to the API's User. */
-export function userToProto(user: User): UserMessage {
+export function userToProto(user: UserRow): UserMessage {
   return create(UserSchema, {
     id: user.id,
     name: user.name,
@@ -14,5 +15,6 @@ export function userToProto(user: User): UserMessage {
     posts: user.posts?.map(postToProto) ?? [],
     createTime: timestampFromDate(user.createTime),
     updateTime: timestampFromDate(user.updateTime),
+    etag: etagOf(user.version),
   });
 }

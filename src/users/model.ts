@@ -1,6 +1,7 @@
 import { Model } from "objection";
 import type { RelationMappings } from "objection";
 import { Post } from "../posts/model.js";
+import type { PostRow } from "../posts/model.js";
 
 /** User is a row of `users`; `posts` is filled by withGraphFetched. */
 export class User extends Model {
@@ -9,6 +10,8 @@ export class User extends Model {
   id!: bigint;
   name!: string;
   age!: number;
+  /** version is bumped by every update; the etag is derived from it. */
+  version!: bigint;
   createTime!: Date;
   updateTime!: Date;
   posts?: Post[];
@@ -21,3 +24,8 @@ export class User extends Model {
     },
   });
 }
+
+/** UserRow is a user as read: a model, or a plain row from a cursor. */
+export type UserRow = Pick<User, "id" | "name" | "age" | "version" | "createTime" | "updateTime"> & {
+  posts?: PostRow[] | undefined;
+};

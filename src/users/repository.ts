@@ -1,11 +1,25 @@
 import type { Knex } from "knex";
+import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
+import { idempotentCreate } from "../db/idempotency.js";
+import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
+import type { WriteResult } from "../db/write-result.js";
+import { fetchPage, totalSize } from "../list/page.js";
+import type { Page } from "../list/page.js";
+import type { PageTokens } from "../list/page-token.js";
+import { applyOrder } from "../list/query.js";
+import type { ListQuery } from "../list/query.js";
+import { usersListing } from "./listing.js";
 import { User } from "./model.js";
+import type { UserRow } from "./model.js";
 
 /** The user fields a caller may write. */
 export interface UserFields {
   name: string;
   age: number;
 }
+
+/** postsPerUserInList caps the posts each user carries in a FULL listing (documented in the API). */
+export const postsPerUserInList = 100;
 
 /**
  * UserRepository holds every query on users. Each method takes an optional
@@ -20,30 +34,100 @@ export class UserRepository {
       .returning("*");
   }
 
+  /** createOnce creates the user at most once per request_id (AIP-155). */
+  createOnce(fields: UserFields, key: IdempotencyKey): Promise<IdempotentResult<User>> {
+    return idempotentCreate(
+      this.db,
+      key,
+      (trx) => this.create(fields, trx),
+      (id, trx) => this.get(id, { withPosts: false }, trx),
+    );
+  }
+
   /** get returns the user, with posts oldest first when withPosts (two statements). */
   async get(id: bigint, options: { withPosts: boolean }, trx?: Knex.Transaction): Promise<User | undefined> {
     const query = User.query(trx ?? this.db).findById(String(id));
     return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
   }
 
-  /** update changes the given fields and update_time in one statement; undefined if no such user. */
-  async update(id: bigint, fields: Partial<UserFields>, trx?: Knex.Transaction): Promise<User | undefined> {
-    const db = trx ?? this.db;
-    const [user] = await User.query(db)
-      .patch({ ...fields, updateTime: db.fn.now() as unknown as Date })
-      .where("id", String(id))
-      .returning("*");
-    return user;
+  /** getMany returns the users with these ids, in no particular order (two statements withPosts). */
+  async getMany(ids: bigint[], options: { withPosts: boolean }): Promise<User[]> {
+    const query = User.query(this.db).findByIds(ids.map(String));
+    return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
   }
 
-  /** delete removes the user and, by ON DELETE CASCADE, their posts; false if no such user. */
-  async delete(id: bigint, trx?: Knex.Transaction): Promise<boolean> {
-    return (await User.query(trx ?? this.db).deleteById(String(id))) > 0;
+  /**
+   * update changes the given fields, bumps the version (the etag) and
+   * update_time in one statement; with an expected version it only applies
+   * to that version.
+   */
+  async update(id: bigint, fields: Partial<UserFields>, expectedVersion?: bigint): Promise<WriteResult<User>> {
+    const query = User.query(this.db)
+      .patch({ ...fields, version: this.db.raw("version + 1"), updateTime: this.db.fn.now() } as never)
+      .where("id", String(id));
+    if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
+    const [user] = (await query.returning("*")) as unknown as User[];
+    if (user !== undefined) return { kind: "done", value: user };
+    return (await this.exists(id)) ? { kind: "stale" } : { kind: "missing" };
+  }
+
+  /** delete removes the user and, by ON DELETE CASCADE, their posts, in one statement. */
+  async delete(id: bigint, expectedVersion?: bigint): Promise<WriteResult<true>> {
+    const query = User.query(this.db).delete().where("id", String(id));
+    if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
+    if ((await query) > 0) return { kind: "done", value: true };
+    return expectedVersion !== undefined && (await this.exists(id)) ? { kind: "stale" } : { kind: "missing" };
+  }
+
+  private async exists(id: bigint): Promise<boolean> {
+    return (await User.query(this.db).findById(String(id)).select("id")) !== undefined;
   }
 
   /** count is the demo's raw SQL. */
   async count(trx?: Knex.Transaction): Promise<bigint> {
     const result = await (trx ?? this.db).raw<{ rows: { count: bigint }[] }>("SELECT COUNT(*) AS count FROM users");
     return result.rows[0]?.count ?? 0n;
+  }
+
+  /**
+   * list reads one keyset page; withPosts loads every listed user's first
+   * posts with one more statement (Objection fetchGraph, the withGraphFetched
+   * of already loaded models), capped per user with a LATERAL LIMIT.
+   */
+  async list(query: ListQuery, size: number, withPosts: boolean, tokens: PageTokens): Promise<Page<User>> {
+    const page = await fetchPage<Record<string, unknown>>(
+      this.db("users").select("users.*"),
+      usersListing,
+      query,
+      size,
+      tokens,
+    );
+    const users = page.rows.map((row) => User.fromJson(row, { skipValidation: true }));
+    if (withPosts && users.length > 0) {
+      const ids = users.map((u) => String(u.id));
+      await User.fetchGraph(users, "posts(oldestFirst)", { transaction: this.db }).modifyGraph("posts", (posts) =>
+        posts.whereRaw(
+          `posts.id IN (SELECT p.id FROM unnest(?::bigint[]) AS u(id)
+             CROSS JOIN LATERAL (SELECT id FROM posts WHERE user_id = u.id ORDER BY id LIMIT ?) AS p)`,
+          [ids, postsPerUserInList],
+        ),
+      );
+    }
+    return { rows: users, nextPageToken: page.nextPageToken };
+  }
+
+  /** total counts the users matching the query's filter, exactly or estimated. */
+  total(query: ListQuery, mode: TotalSizeMode): Promise<bigint | undefined> {
+    const filtered = this.db("users").select("users.id");
+    query.apply(filtered);
+    return totalSize(this.db, filtered, mode);
+  }
+
+  /** stream reads every matching user from a server-side cursor, honouring backpressure. */
+  stream(query: ListQuery): AsyncIterable<UserRow> {
+    const base = this.db("users").select("users.*");
+    query.apply(base);
+    applyOrder(base, query.order);
+    return base.stream({ batchSize: 500 }) as AsyncIterable<UserRow>;
   }
 }

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file blog/v1/post.proto.
  */
 export const file_blog_v1_post: GenFile = /*@__PURE__*/
-  fileDesc("ChJibG9nL3YxL3Bvc3QucHJvdG8SB2Jsb2cudjEixQIKBFBvc3QSCgoCaWQYASABKAMSDwoHdXNlcl9pZBgCIAEoAxKhAQoFdGl0bGUYAyABKAlCkQG6SI0BugGJAQoZcG9zdC50aXRsZS50cmltbWVkX2xlbmd0aBI2bXVzdCBiZSAxIHRvIDMwMCBjaGFyYWN0ZXJzIGFmdGVyIHRyaW1taW5nIHdoaXRlIHNwYWNlGjR0aGlzLnRyaW0oKS5zaXplKCkgPj0gMSAmJiB0aGlzLnRyaW0oKS5zaXplKCkgPD0gMzAwEhoKB2NvbnRlbnQYBCABKAlCCbpIBnIEGKCNBhIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChJibG9nL3YxL3Bvc3QucHJvdG8SB2Jsb2cudjEi0wIKBFBvc3QSCgoCaWQYASABKAMSDwoHdXNlcl9pZBgCIAEoAxKhAQoFdGl0bGUYAyABKAlCkQG6SI0BugGJAQoZcG9zdC50aXRsZS50cmltbWVkX2xlbmd0aBI2bXVzdCBiZSAxIHRvIDMwMCBjaGFyYWN0ZXJzIGFmdGVyIHRyaW1taW5nIHdoaXRlIHNwYWNlGjR0aGlzLnRyaW0oKS5zaXplKCkgPj0gMSAmJiB0aGlzLnRyaW0oKS5zaXplKCkgPD0gMzAwEhoKB2NvbnRlbnQYBCABKAlCCbpIBnIEGKCNBhIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYByABKAliBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Post is a piece of writing owned by one user.
@@ -65,6 +65,15 @@ export type Post = Message<"blog.v1.Post"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * etag changes on every update of the post (AIP-154). Send it back in
+   * UpdatePost (as post.etag) or DeletePost to act only on the version you
+   * read; empty means unconditionally.
+   *
+   * @generated from field: string etag = 7;
+   */
+  etag: string;
 };
 
 /**

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { TotalSizeMode } from "./list_pb.js";
+import { file_blog_v1_list } from "./list_pb.js";
 import type { Post } from "./post_pb.js";
 import { file_blog_v1_post } from "./post_pb.js";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file blog/v1/post_service.proto.
  */
 export const file_blog_v1_post_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpibG9nL3YxL3Bvc3Rfc2VydmljZS5wcm90bxIHYmxvZy52MSKPAQoRQ3JlYXRlUG9zdFJlcXVlc3QSegoEcG9zdBgBIAEoCzINLmJsb2cudjEuUG9zdEJdukhaugFUCiBjcmVhdGVfcG9zdF9yZXF1ZXN0LnBvc3QudXNlcl9pZBIedXNlcl9pZCBtdXN0IGJlIGdyZWF0ZXIgdGhhbiAwGhB0aGlzLnVzZXJfaWQgPiAwyAEBIjEKEkNyZWF0ZVBvc3RSZXNwb25zZRIbCgRwb3N0GAEgASgLMg0uYmxvZy52MS5Qb3N0IiUKDkdldFBvc3RSZXF1ZXN0EhMKAmlkGAEgASgDQge6SAQiAiAAIi4KD0dldFBvc3RSZXNwb25zZRIbCgRwb3N0GAEgASgLMg0uYmxvZy52MS5Qb3N0Is8CChFVcGRhdGVQb3N0UmVxdWVzdBKGAQoEcG9zdBgBIAEoCzINLmJsb2cudjEuUG9zdEJpukhmugFgCht1cGRhdGVfcG9zdF9yZXF1ZXN0LnBvc3QuaWQSNGlkIG11c3QgYmUgZ3JlYXRlciB0aGFuIDAgdG8gcGljayB0aGUgcG9zdCB0byB1cGRhdGUaC3RoaXMuaWQgPiAwyAEBErABCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCf7pIfLoBeQoldXBkYXRlX3Bvc3RfcmVxdWVzdC51cGRhdGVfbWFzay5wYXRocxIicGF0aHMgbXVzdCBiZSAidGl0bGUiIG9yICJjb250ZW50IhosdGhpcy5wYXRocy5hbGwocCwgcCBpbiBbJ3RpdGxlJywgJ2NvbnRlbnQnXSkiMQoSVXBkYXRlUG9zdFJlc3BvbnNlEhsKBHBvc3QYASABKAsyDS5ibG9nLnYxLlBvc3QiKAoRRGVsZXRlUG9zdFJlcXVlc3QSEwoCaWQYASABKANCB7pIBCICIAAiFAoSRGVsZXRlUG9zdFJlc3BvbnNlMqoCCgtQb3N0U2VydmljZRJFCgpDcmVhdGVQb3N0EhouYmxvZy52MS5DcmVhdGVQb3N0UmVxdWVzdBobLmJsb2cudjEuQ3JlYXRlUG9zdFJlc3BvbnNlEkEKB0dldFBvc3QSFy5ibG9nLnYxLkdldFBvc3RSZXF1ZXN0GhguYmxvZy52MS5HZXRQb3N0UmVzcG9uc2UiA5ACARJFCgpVcGRhdGVQb3N0EhouYmxvZy52MS5VcGRhdGVQb3N0UmVxdWVzdBobLmJsb2cudjEuVXBkYXRlUG9zdFJlc3BvbnNlEkoKCkRlbGV0ZVBvc3QSGi5ibG9nLnYxLkRlbGV0ZVBvc3RSZXF1ZXN0GhsuYmxvZy52MS5EZWxldGVQb3N0UmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_blog_v1_post, file_buf_validate_validate, file_google_protobuf_field_mask]);
+  fileDesc("ChpibG9nL3YxL3Bvc3Rfc2VydmljZS5wcm90bxIHYmxvZy52MSKwAQoRQ3JlYXRlUG9zdFJlcXVlc3QSegoEcG9zdBgBIAEoCzINLmJsb2cudjEuUG9zdEJdukhaugFUCiBjcmVhdGVfcG9zdF9yZXF1ZXN0LnBvc3QudXNlcl9pZBIedXNlcl9pZCBtdXN0IGJlIGdyZWF0ZXIgdGhhbiAwGhB0aGlzLnVzZXJfaWQgPiAwyAEBEh8KCnJlcXVlc3RfaWQYAiABKAlCC7pICNgBAXIDsAEBIjEKEkNyZWF0ZVBvc3RSZXNwb25zZRIbCgRwb3N0GAEgASgLMg0uYmxvZy52MS5Qb3N0IiUKDkdldFBvc3RSZXF1ZXN0EhMKAmlkGAEgASgDQge6SAQiAiAAIi4KD0dldFBvc3RSZXNwb25zZRIbCgRwb3N0GAEgASgLMg0uYmxvZy52MS5Qb3N0Is8CChFVcGRhdGVQb3N0UmVxdWVzdBKGAQoEcG9zdBgBIAEoCzINLmJsb2cudjEuUG9zdEJpukhmugFgCht1cGRhdGVfcG9zdF9yZXF1ZXN0LnBvc3QuaWQSNGlkIG11c3QgYmUgZ3JlYXRlciB0aGFuIDAgdG8gcGljayB0aGUgcG9zdCB0byB1cGRhdGUaC3RoaXMuaWQgPiAwyAEBErABCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCf7pIfLoBeQoldXBkYXRlX3Bvc3RfcmVxdWVzdC51cGRhdGVfbWFzay5wYXRocxIicGF0aHMgbXVzdCBiZSAidGl0bGUiIG9yICJjb250ZW50IhosdGhpcy5wYXRocy5hbGwocCwgcCBpbiBbJ3RpdGxlJywgJ2NvbnRlbnQnXSkiMQoSVXBkYXRlUG9zdFJlc3BvbnNlEhsKBHBvc3QYASABKAsyDS5ibG9nLnYxLlBvc3QiNgoRRGVsZXRlUG9zdFJlcXVlc3QSEwoCaWQYASABKANCB7pIBCICIAASDAoEZXRhZxgCIAEoCSIUChJEZWxldGVQb3N0UmVzcG9uc2Ui1wEKEExpc3RQb3N0c1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoA0IHukgEIgIoABIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgSGAoGZmlsdGVyGAQgASgJQgi6SAVyAxjQDxIaCghvcmRlcl9ieRgFIAEoCUIIukgFcgMYyAESOQoPdG90YWxfc2l6ZV9tb2RlGAYgASgOMhYuYmxvZy52MS5Ub3RhbFNpemVNb2RlQgi6SAWCAQIQASJyChFMaXN0UG9zdHNSZXNwb25zZRIcCgVwb3N0cxgBIAMoCzINLmJsb2cudjEuUG9zdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFwoKdG90YWxfc2l6ZRgDIAEoA0gAiAEBQg0KC190b3RhbF9zaXplIo0CChdCYXRjaENyZWF0ZVBvc3RzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAiAAEjkKCHJlcXVlc3RzGAIgAygLMhouYmxvZy52MS5DcmVhdGVQb3N0UmVxdWVzdEILukgIkgEFCAEQ6Ac6nAG6SJgBGpUBCitiYXRjaF9jcmVhdGVfcG9zdHNfcmVxdWVzdC5yZXF1ZXN0cy51c2VyX2lkEjBldmVyeSByZXF1ZXN0c1tdLnBvc3QudXNlcl9pZCBtdXN0IGVxdWFsIHVzZXJfaWQaNHRoaXMucmVxdWVzdHMuYWxsKHIsIHIucG9zdC51c2VyX2lkID09IHRoaXMudXNlcl9pZCkiOAoYQmF0Y2hDcmVhdGVQb3N0c1Jlc3BvbnNlEhwKBXBvc3RzGAEgAygLMg0uYmxvZy52MS5Qb3N0ImQKEkV4cG9ydFBvc3RzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAigAEhgKBmZpbHRlchgCIAEoCUIIukgFcgMY0A8SGgoIb3JkZXJfYnkYAyABKAlCCLpIBXIDGMgBIjMKE0V4cG9ydFBvc3RzUmVzcG9uc2USHAoFcG9zdHMYASADKAsyDS5ibG9nLnYxLlBvc3QynQQKC1Bvc3RTZXJ2aWNlEkUKCkNyZWF0ZVBvc3QSGi5ibG9nLnYxLkNyZWF0ZVBvc3RSZXF1ZXN0GhsuYmxvZy52MS5DcmVhdGVQb3N0UmVzcG9uc2USQQoHR2V0UG9zdBIXLmJsb2cudjEuR2V0UG9zdFJlcXVlc3QaGC5ibG9nLnYxLkdldFBvc3RSZXNwb25zZSIDkAIBEkUKClVwZGF0ZVBvc3QSGi5ibG9nLnYxLlVwZGF0ZVBvc3RSZXF1ZXN0GhsuYmxvZy52MS5VcGRhdGVQb3N0UmVzcG9uc2USSgoKRGVsZXRlUG9zdBIaLmJsb2cudjEuRGVsZXRlUG9zdFJlcXVlc3QaGy5ibG9nLnYxLkRlbGV0ZVBvc3RSZXNwb25zZSIDkAICEkcKCUxpc3RQb3N0cxIZLmJsb2cudjEuTGlzdFBvc3RzUmVxdWVzdBoaLmJsb2cudjEuTGlzdFBvc3RzUmVzcG9uc2UiA5ACARJXChBCYXRjaENyZWF0ZVBvc3RzEiAuYmxvZy52MS5CYXRjaENyZWF0ZVBvc3RzUmVxdWVzdBohLmJsb2cudjEuQmF0Y2hDcmVhdGVQb3N0c1Jlc3BvbnNlEk8KC0V4cG9ydFBvc3RzEhsuYmxvZy52MS5FeHBvcnRQb3N0c1JlcXVlc3QaHC5ibG9nLnYxLkV4cG9ydFBvc3RzUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_blog_v1_list, file_blog_v1_post, file_buf_validate_validate, file_google_protobuf_field_mask]);
 
 /**
  * CreatePostRequest is the request of PostService.CreatePost.
@@ -24,12 +26,22 @@ export const file_blog_v1_post_service: GenFile = /*@__PURE__*/
  */
 export type CreatePostRequest = Message<"blog.v1.CreatePostRequest"> & {
   /**
-   * post is the post to create; its id and times are ignored, and its
+   * post is the post to create; its id, times and etag are ignored, and its
    * user_id must name an existing user.
    *
    * @generated from field: blog.v1.Post post = 1;
    */
   post?: Post | undefined;
+
+  /**
+   * request_id makes the create idempotent (AIP-155): a UUID chosen by the
+   * caller. A retry with the same request_id within 24 hours returns the
+   * post the first call created and writes nothing; the same request_id with
+   * a different post is INVALID_ARGUMENT (reason REQUEST_ID_REUSED).
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
 };
 
 /**
@@ -110,7 +122,9 @@ export const GetPostResponseSchema: GenMessage<GetPostResponse> = /*@__PURE__*/
 export type UpdatePostRequest = Message<"blog.v1.UpdatePostRequest"> & {
   /**
    * post carries the id of the post to change and the new field values; its
-   * user_id is ignored (a post cannot move to another user).
+   * user_id is ignored (a post cannot move to another user). If post.etag is
+   * set and no longer current, the call fails with ABORTED and changes
+   * nothing.
    *
    * @generated from field: blog.v1.Post post = 1;
    */
@@ -165,6 +179,14 @@ export type DeletePostRequest = Message<"blog.v1.DeletePostRequest"> & {
    * @generated from field: int64 id = 1;
    */
   id: bigint;
+
+  /**
+   * etag, when set, must be the post's current etag, else the call fails with
+   * FAILED_PRECONDITION and deletes nothing.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
 };
 
 /**
@@ -188,6 +210,212 @@ export type DeletePostResponse = Message<"blog.v1.DeletePostResponse"> & {
  */
 export const DeletePostResponseSchema: GenMessage<DeletePostResponse> = /*@__PURE__*/
   messageDesc(file_blog_v1_post_service, 7);
+
+/**
+ * ListPostsRequest is the request of PostService.ListPosts.
+ *
+ * @generated from message blog.v1.ListPostsRequest
+ */
+export type ListPostsRequest = Message<"blog.v1.ListPostsRequest"> & {
+  /**
+   * user_id, when not 0, restricts the list to that user's posts.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId: bigint;
+
+  /**
+   * page_size is the largest number of posts to return: 0 means 50, values
+   * above 1000 are lowered to 1000.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * page_token is the next_page_token of the previous page, unchanged. It is
+   * only valid with the same user_id, filter and order_by.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+
+  /**
+   * filter selects posts (AIP-160 subset, see README): comparisons
+   * = != < <= > >= on id, user_id, title, create_time, update_time;
+   * title:"text" and content:"text" for case-insensitive substrings; AND, OR,
+   * NOT and parentheses.
+   *
+   * @generated from field: string filter = 4;
+   */
+  filter: string;
+
+  /**
+   * order_by lists fields with an optional "desc" (AIP-132), from id,
+   * user_id, title, create_time, update_time. Ties are broken by id; the
+   * default is "id".
+   *
+   * @generated from field: string order_by = 5;
+   */
+  orderBy: string;
+
+  /**
+   * total_size_mode chooses whether total_size is computed, exactly or as an
+   * estimate.
+   *
+   * @generated from field: blog.v1.TotalSizeMode total_size_mode = 6;
+   */
+  totalSizeMode: TotalSizeMode;
+};
+
+/**
+ * Describes the message blog.v1.ListPostsRequest.
+ * Use `create(ListPostsRequestSchema)` to create a new message.
+ */
+export const ListPostsRequestSchema: GenMessage<ListPostsRequest> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 8);
+
+/**
+ * ListPostsResponse is the response of PostService.ListPosts.
+ *
+ * @generated from message blog.v1.ListPostsResponse
+ */
+export type ListPostsResponse = Message<"blog.v1.ListPostsResponse"> & {
+  /**
+   * posts is the page, in the requested order.
+   *
+   * @generated from field: repeated blog.v1.Post posts = 1;
+   */
+  posts: Post[];
+
+  /**
+   * next_page_token fetches the next page; empty means this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * total_size is the number of posts matching the request, set only when
+   * asked for by total_size_mode.
+   *
+   * @generated from field: optional int64 total_size = 3;
+   */
+  totalSize?: bigint | undefined;
+};
+
+/**
+ * Describes the message blog.v1.ListPostsResponse.
+ * Use `create(ListPostsResponseSchema)` to create a new message.
+ */
+export const ListPostsResponseSchema: GenMessage<ListPostsResponse> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 9);
+
+/**
+ * BatchCreatePostsRequest is the request of PostService.BatchCreatePosts.
+ *
+ * @generated from message blog.v1.BatchCreatePostsRequest
+ */
+export type BatchCreatePostsRequest = Message<"blog.v1.BatchCreatePostsRequest"> & {
+  /**
+   * user_id is the user who owns every created post.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId: bigint;
+
+  /**
+   * requests are the posts to create, 1 to 1000 of them; each post.user_id
+   * must equal user_id. Their request_ids are ignored.
+   *
+   * @generated from field: repeated blog.v1.CreatePostRequest requests = 2;
+   */
+  requests: CreatePostRequest[];
+};
+
+/**
+ * Describes the message blog.v1.BatchCreatePostsRequest.
+ * Use `create(BatchCreatePostsRequestSchema)` to create a new message.
+ */
+export const BatchCreatePostsRequestSchema: GenMessage<BatchCreatePostsRequest> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 10);
+
+/**
+ * BatchCreatePostsResponse is the response of PostService.BatchCreatePosts.
+ *
+ * @generated from message blog.v1.BatchCreatePostsResponse
+ */
+export type BatchCreatePostsResponse = Message<"blog.v1.BatchCreatePostsResponse"> & {
+  /**
+   * posts are the created posts, in the order of the requests.
+   *
+   * @generated from field: repeated blog.v1.Post posts = 1;
+   */
+  posts: Post[];
+};
+
+/**
+ * Describes the message blog.v1.BatchCreatePostsResponse.
+ * Use `create(BatchCreatePostsResponseSchema)` to create a new message.
+ */
+export const BatchCreatePostsResponseSchema: GenMessage<BatchCreatePostsResponse> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 11);
+
+/**
+ * ExportPostsRequest is the request of PostService.ExportPosts.
+ *
+ * @generated from message blog.v1.ExportPostsRequest
+ */
+export type ExportPostsRequest = Message<"blog.v1.ExportPostsRequest"> & {
+  /**
+   * user_id, when not 0, restricts the export to that user's posts.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId: bigint;
+
+  /**
+   * filter selects posts, as in ListPostsRequest.filter.
+   *
+   * @generated from field: string filter = 2;
+   */
+  filter: string;
+
+  /**
+   * order_by orders the stream, as in ListPostsRequest.order_by.
+   *
+   * @generated from field: string order_by = 3;
+   */
+  orderBy: string;
+};
+
+/**
+ * Describes the message blog.v1.ExportPostsRequest.
+ * Use `create(ExportPostsRequestSchema)` to create a new message.
+ */
+export const ExportPostsRequestSchema: GenMessage<ExportPostsRequest> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 12);
+
+/**
+ * ExportPostsResponse is one message of the ExportPosts stream.
+ *
+ * @generated from message blog.v1.ExportPostsResponse
+ */
+export type ExportPostsResponse = Message<"blog.v1.ExportPostsResponse"> & {
+  /**
+   * posts are the next posts of the export, up to 500 per message.
+   *
+   * @generated from field: repeated blog.v1.Post posts = 1;
+   */
+  posts: Post[];
+};
+
+/**
+ * Describes the message blog.v1.ExportPostsResponse.
+ * Use `create(ExportPostsResponseSchema)` to create a new message.
+ */
+export const ExportPostsResponseSchema: GenMessage<ExportPostsResponse> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 13);
 
 /**
  * PostService manages posts, each owned by one user.
@@ -234,6 +462,39 @@ export const PostService: GenService<{
     methodKind: "unary";
     input: typeof DeletePostRequestSchema;
     output: typeof DeletePostResponseSchema;
+  },
+  /**
+   * ListPosts returns one page of the posts matching filter, optionally of
+   * one user, in order_by order (AIP-132).
+   *
+   * @generated from rpc blog.v1.PostService.ListPosts
+   */
+  listPosts: {
+    methodKind: "unary";
+    input: typeof ListPostsRequestSchema;
+    output: typeof ListPostsResponseSchema;
+  },
+  /**
+   * BatchCreatePosts creates up to 1000 posts for one user, all or nothing,
+   * in a single multi-row INSERT (AIP-233).
+   *
+   * @generated from rpc blog.v1.PostService.BatchCreatePosts
+   */
+  batchCreatePosts: {
+    methodKind: "unary";
+    input: typeof BatchCreatePostsRequestSchema;
+    output: typeof BatchCreatePostsResponseSchema;
+  },
+  /**
+   * ExportPosts streams every post matching filter straight from a database
+   * cursor, at the pace the client reads.
+   *
+   * @generated from rpc blog.v1.PostService.ExportPosts
+   */
+  exportPosts: {
+    methodKind: "server_streaming";
+    input: typeof ExportPostsRequestSchema;
+    output: typeof ExportPostsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_blog_v1_post_service, 0);

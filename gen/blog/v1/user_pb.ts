@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file blog/v1/user.proto.
  */
 export const file_blog_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChJibG9nL3YxL3VzZXIucHJvdG8SB2Jsb2cudjEizQIKBFVzZXISCgoCaWQYASABKAMSnwEKBG5hbWUYAiABKAlCkAG6SIwBugGIAQoYdXNlci5uYW1lLnRyaW1tZWRfbGVuZ3RoEjZtdXN0IGJlIDEgdG8gMjAwIGNoYXJhY3RlcnMgYWZ0ZXIgdHJpbW1pbmcgd2hpdGUgc3BhY2UaNHRoaXMudHJpbSgpLnNpemUoKSA+PSAxICYmIHRoaXMudHJpbSgpLnNpemUoKSA8PSAyMDASFwoDYWdlGAMgASgFQgq6SAcaBRiWASgAEhwKBXBvc3RzGAQgAygLMg0uYmxvZy52MS5Qb3N0Ei8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqTgoIVXNlclZpZXcSGQoVVVNFUl9WSUVXX1VOU1BFQ0lGSUVEEAASEwoPVVNFUl9WSUVXX0JBU0lDEAESEgoOVVNFUl9WSUVXX0ZVTEwQAmIGcHJvdG8z", [file_blog_v1_post, file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChJibG9nL3YxL3VzZXIucHJvdG8SB2Jsb2cudjEi2wIKBFVzZXISCgoCaWQYASABKAMSnwEKBG5hbWUYAiABKAlCkAG6SIwBugGIAQoYdXNlci5uYW1lLnRyaW1tZWRfbGVuZ3RoEjZtdXN0IGJlIDEgdG8gMjAwIGNoYXJhY3RlcnMgYWZ0ZXIgdHJpbW1pbmcgd2hpdGUgc3BhY2UaNHRoaXMudHJpbSgpLnNpemUoKSA+PSAxICYmIHRoaXMudHJpbSgpLnNpemUoKSA8PSAyMDASFwoDYWdlGAMgASgFQgq6SAcaBRiWASgAEhwKBXBvc3RzGAQgAygLMg0uYmxvZy52MS5Qb3N0Ei8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgHIAEoCSpOCghVc2VyVmlldxIZChVVU0VSX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9VU0VSX1ZJRVdfQkFTSUMQARISCg5VU0VSX1ZJRVdfRlVMTBACYgZwcm90bzM", [file_blog_v1_post, file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * User is a person who writes posts.
@@ -67,6 +67,15 @@ export type User = Message<"blog.v1.User"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * etag changes on every update of the user (AIP-154). Send it back in
+   * UpdateUser (as user.etag) or DeleteUser to act only on the version you
+   * read; empty means unconditionally.
+   *
+   * @generated from field: string etag = 7;
+   */
+  etag: string;
 };
 
 /**

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { TotalSizeMode } from "./list_pb.js";
+import { file_blog_v1_list } from "./list_pb.js";
 import type { User, UserView } from "./user_pb.js";
 import { file_blog_v1_user } from "./user_pb.js";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file blog/v1/user_service.proto.
  */
 export const file_blog_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpibG9nL3YxL3VzZXJfc2VydmljZS5wcm90bxIHYmxvZy52MSI4ChFDcmVhdGVVc2VyUmVxdWVzdBIjCgR1c2VyGAEgASgLMg0uYmxvZy52MS5Vc2VyQga6SAPIAQEiMQoSQ3JlYXRlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5ibG9nLnYxLlVzZXIiUAoOR2V0VXNlclJlcXVlc3QSEwoCaWQYASABKANCB7pIBCICIAASKQoEdmlldxgCIAEoDjIRLmJsb2cudjEuVXNlclZpZXdCCLpIBYIBAhABIi4KD0dldFVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYmxvZy52MS5Vc2VyIsUCChFVcGRhdGVVc2VyUmVxdWVzdBKGAQoEdXNlchgBIAEoCzINLmJsb2cudjEuVXNlckJpukhmugFgCht1cGRhdGVfdXNlcl9yZXF1ZXN0LnVzZXIuaWQSNGlkIG11c3QgYmUgZ3JlYXRlciB0aGFuIDAgdG8gcGljayB0aGUgdXNlciB0byB1cGRhdGUaC3RoaXMuaWQgPiAwyAEBEqYBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCdbpIcroBbwoldXBkYXRlX3VzZXJfcmVxdWVzdC51cGRhdGVfbWFzay5wYXRocxIdcGF0aHMgbXVzdCBiZSAibmFtZSIgb3IgImFnZSIaJ3RoaXMucGF0aHMuYWxsKHAsIHAgaW4gWyduYW1lJywgJ2FnZSddKSIxChJVcGRhdGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmJsb2cudjEuVXNlciIoChFEZWxldGVVc2VyUmVxdWVzdBITCgJpZBgBIAEoA0IHukgEIgIgACIUChJEZWxldGVVc2VyUmVzcG9uc2UiEwoRQ291bnRVc2Vyc1JlcXVlc3QiIwoSQ291bnRVc2Vyc1Jlc3BvbnNlEg0KBWNvdW50GAEgASgDMvYCCgtVc2VyU2VydmljZRJFCgpDcmVhdGVVc2VyEhouYmxvZy52MS5DcmVhdGVVc2VyUmVxdWVzdBobLmJsb2cudjEuQ3JlYXRlVXNlclJlc3BvbnNlEkEKB0dldFVzZXISFy5ibG9nLnYxLkdldFVzZXJSZXF1ZXN0GhguYmxvZy52MS5HZXRVc2VyUmVzcG9uc2UiA5ACARJFCgpVcGRhdGVVc2VyEhouYmxvZy52MS5VcGRhdGVVc2VyUmVxdWVzdBobLmJsb2cudjEuVXBkYXRlVXNlclJlc3BvbnNlEkoKCkRlbGV0ZVVzZXISGi5ibG9nLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GhsuYmxvZy52MS5EZWxldGVVc2VyUmVzcG9uc2UiA5ACAhJKCgpDb3VudFVzZXJzEhouYmxvZy52MS5Db3VudFVzZXJzUmVxdWVzdBobLmJsb2cudjEuQ291bnRVc2Vyc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_blog_v1_user, file_buf_validate_validate, file_google_protobuf_field_mask]);
+  fileDesc("ChpibG9nL3YxL3VzZXJfc2VydmljZS5wcm90bxIHYmxvZy52MSJZChFDcmVhdGVVc2VyUmVxdWVzdBIjCgR1c2VyGAEgASgLMg0uYmxvZy52MS5Vc2VyQga6SAPIAQESHwoKcmVxdWVzdF9pZBgCIAEoCUILukgI2AEBcgOwAQEiMQoSQ3JlYXRlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5ibG9nLnYxLlVzZXIiUAoOR2V0VXNlclJlcXVlc3QSEwoCaWQYASABKANCB7pIBCICIAASKQoEdmlldxgCIAEoDjIRLmJsb2cudjEuVXNlclZpZXdCCLpIBYIBAhABIi4KD0dldFVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYmxvZy52MS5Vc2VyIsUCChFVcGRhdGVVc2VyUmVxdWVzdBKGAQoEdXNlchgBIAEoCzINLmJsb2cudjEuVXNlckJpukhmugFgCht1cGRhdGVfdXNlcl9yZXF1ZXN0LnVzZXIuaWQSNGlkIG11c3QgYmUgZ3JlYXRlciB0aGFuIDAgdG8gcGljayB0aGUgdXNlciB0byB1cGRhdGUaC3RoaXMuaWQgPiAwyAEBEqYBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCdbpIcroBbwoldXBkYXRlX3VzZXJfcmVxdWVzdC51cGRhdGVfbWFzay5wYXRocxIdcGF0aHMgbXVzdCBiZSAibmFtZSIgb3IgImFnZSIaJ3RoaXMucGF0aHMuYWxsKHAsIHAgaW4gWyduYW1lJywgJ2FnZSddKSIxChJVcGRhdGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmJsb2cudjEuVXNlciI2ChFEZWxldGVVc2VyUmVxdWVzdBITCgJpZBgBIAEoA0IHukgEIgIgABIMCgRldGFnGAIgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSITChFDb3VudFVzZXJzUmVxdWVzdCIjChJDb3VudFVzZXJzUmVzcG9uc2USDQoFY291bnQYASABKAMi6AEKEExpc3RVc2Vyc1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIEhgKBmZpbHRlchgDIAEoCUIIukgFcgMY0A8SGgoIb3JkZXJfYnkYBCABKAlCCLpIBXIDGMgBEikKBHZpZXcYBSABKA4yES5ibG9nLnYxLlVzZXJWaWV3Qgi6SAWCAQIQARI5Cg90b3RhbF9zaXplX21vZGUYBiABKA4yFi5ibG9nLnYxLlRvdGFsU2l6ZU1vZGVCCLpIBYIBAhABInIKEUxpc3RVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0uYmxvZy52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIXCgp0b3RhbF9zaXplGAMgASgDSACIAQFCDQoLX3RvdGFsX3NpemUiYQoUQmF0Y2hHZXRVc2Vyc1JlcXVlc3QSHgoDaWRzGAEgAygDQhG6SA6SAQsIARDoByIEIgIgABIpCgR2aWV3GAIgASgOMhEuYmxvZy52MS5Vc2VyVmlld0IIukgFggECEAEiNQoVQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0uYmxvZy52MS5Vc2VyIkoKEkV4cG9ydFVzZXJzUmVxdWVzdBIYCgZmaWx0ZXIYASABKAlCCLpIBXIDGNAPEhoKCG9yZGVyX2J5GAIgASgJQgi6SAVyAxjIASIzChNFeHBvcnRVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0uYmxvZy52MS5Vc2VyMuUECgtVc2VyU2VydmljZRJFCgpDcmVhdGVVc2VyEhouYmxvZy52MS5DcmVhdGVVc2VyUmVxdWVzdBobLmJsb2cudjEuQ3JlYXRlVXNlclJlc3BvbnNlEkEKB0dldFVzZXISFy5ibG9nLnYxLkdldFVzZXJSZXF1ZXN0GhguYmxvZy52MS5HZXRVc2VyUmVzcG9uc2UiA5ACARJFCgpVcGRhdGVVc2VyEhouYmxvZy52MS5VcGRhdGVVc2VyUmVxdWVzdBobLmJsb2cudjEuVXBkYXRlVXNlclJlc3BvbnNlEkoKCkRlbGV0ZVVzZXISGi5ibG9nLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GhsuYmxvZy52MS5EZWxldGVVc2VyUmVzcG9uc2UiA5ACAhJKCgpDb3VudFVzZXJzEhouYmxvZy52MS5Db3VudFVzZXJzUmVxdWVzdBobLmJsb2cudjEuQ291bnRVc2Vyc1Jlc3BvbnNlIgOQAgESRwoJTGlzdFVzZXJzEhkuYmxvZy52MS5MaXN0VXNlcnNSZXF1ZXN0GhouYmxvZy52MS5MaXN0VXNlcnNSZXNwb25zZSIDkAIBElMKDUJhdGNoR2V0VXNlcnMSHS5ibG9nLnYxLkJhdGNoR2V0VXNlcnNSZXF1ZXN0Gh4uYmxvZy52MS5CYXRjaEdldFVzZXJzUmVzcG9uc2UiA5ACARJPCgtFeHBvcnRVc2VycxIbLmJsb2cudjEuRXhwb3J0VXNlcnNSZXF1ZXN0GhwuYmxvZy52MS5FeHBvcnRVc2Vyc1Jlc3BvbnNlIgOQAgEwAWIGcHJvdG8z", [file_blog_v1_list, file_blog_v1_user, file_buf_validate_validate, file_google_protobuf_field_mask]);
 
 /**
  * CreateUserRequest is the request of UserService.CreateUser.
@@ -24,11 +26,21 @@ export const file_blog_v1_user_service: GenFile = /*@__PURE__*/
  */
 export type CreateUserRequest = Message<"blog.v1.CreateUserRequest"> & {
   /**
-   * user is the user to create; its id, posts and times are ignored.
+   * user is the user to create; its id, posts, times and etag are ignored.
    *
    * @generated from field: blog.v1.User user = 1;
    */
   user?: User | undefined;
+
+  /**
+   * request_id makes the create idempotent (AIP-155): a UUID chosen by the
+   * caller. A retry with the same request_id within 24 hours returns the
+   * user the first call created and writes nothing; the same request_id with
+   * a different user is INVALID_ARGUMENT (reason REQUEST_ID_REUSED).
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
 };
 
 /**
@@ -116,7 +128,9 @@ export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
  */
 export type UpdateUserRequest = Message<"blog.v1.UpdateUserRequest"> & {
   /**
-   * user carries the id of the user to change and the new field values.
+   * user carries the id of the user to change and the new field values. If
+   * user.etag is set and no longer current, the call fails with ABORTED and
+   * changes nothing.
    *
    * @generated from field: blog.v1.User user = 1;
    */
@@ -171,6 +185,14 @@ export type DeleteUserRequest = Message<"blog.v1.DeleteUserRequest"> & {
    * @generated from field: int64 id = 1;
    */
   id: bigint;
+
+  /**
+   * etag, when set, must be the user's current etag, else the call fails with
+   * FAILED_PRECONDITION and deletes nothing.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
 };
 
 /**
@@ -232,6 +254,204 @@ export const CountUsersResponseSchema: GenMessage<CountUsersResponse> = /*@__PUR
   messageDesc(file_blog_v1_user_service, 9);
 
 /**
+ * ListUsersRequest is the request of UserService.ListUsers.
+ *
+ * @generated from message blog.v1.ListUsersRequest
+ */
+export type ListUsersRequest = Message<"blog.v1.ListUsersRequest"> & {
+  /**
+   * page_size is the largest number of users to return: 0 means 50, values
+   * above 1000 are lowered to 1000.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * page_token is the next_page_token of the previous page, unchanged. It is
+   * only valid with the same filter and order_by.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * filter selects users (AIP-160 subset, see README): comparisons
+   * = != < <= > >= on id, name, age, create_time, update_time; name:"text"
+   * for a case-insensitive substring; AND, OR, NOT and parentheses.
+   *
+   * @generated from field: string filter = 3;
+   */
+  filter: string;
+
+  /**
+   * order_by lists fields with an optional "desc", e.g. "age desc, name"
+   * (AIP-132), from id, name, age, create_time, update_time. Ties are broken
+   * by id; the default is "id".
+   *
+   * @generated from field: string order_by = 4;
+   */
+  orderBy: string;
+
+  /**
+   * view selects whether each user's posts are returned; in USER_VIEW_FULL a
+   * user carries at most their first 100 posts (use ListPosts for more).
+   *
+   * @generated from field: blog.v1.UserView view = 5;
+   */
+  view: UserView;
+
+  /**
+   * total_size_mode chooses whether total_size is computed, exactly or as an
+   * estimate.
+   *
+   * @generated from field: blog.v1.TotalSizeMode total_size_mode = 6;
+   */
+  totalSizeMode: TotalSizeMode;
+};
+
+/**
+ * Describes the message blog.v1.ListUsersRequest.
+ * Use `create(ListUsersRequestSchema)` to create a new message.
+ */
+export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 10);
+
+/**
+ * ListUsersResponse is the response of UserService.ListUsers.
+ *
+ * @generated from message blog.v1.ListUsersResponse
+ */
+export type ListUsersResponse = Message<"blog.v1.ListUsersResponse"> & {
+  /**
+   * users is the page, in the requested order.
+   *
+   * @generated from field: repeated blog.v1.User users = 1;
+   */
+  users: User[];
+
+  /**
+   * next_page_token fetches the next page; empty means this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * total_size is the number of users matching filter, set only when asked
+   * for by total_size_mode.
+   *
+   * @generated from field: optional int64 total_size = 3;
+   */
+  totalSize?: bigint | undefined;
+};
+
+/**
+ * Describes the message blog.v1.ListUsersResponse.
+ * Use `create(ListUsersResponseSchema)` to create a new message.
+ */
+export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 11);
+
+/**
+ * BatchGetUsersRequest is the request of UserService.BatchGetUsers.
+ *
+ * @generated from message blog.v1.BatchGetUsersRequest
+ */
+export type BatchGetUsersRequest = Message<"blog.v1.BatchGetUsersRequest"> & {
+  /**
+   * ids are the ids of the users to return, 1 to 1000 of them.
+   *
+   * @generated from field: repeated int64 ids = 1;
+   */
+  ids: bigint[];
+
+  /**
+   * view selects whether the users' posts are returned.
+   *
+   * @generated from field: blog.v1.UserView view = 2;
+   */
+  view: UserView;
+};
+
+/**
+ * Describes the message blog.v1.BatchGetUsersRequest.
+ * Use `create(BatchGetUsersRequestSchema)` to create a new message.
+ */
+export const BatchGetUsersRequestSchema: GenMessage<BatchGetUsersRequest> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 12);
+
+/**
+ * BatchGetUsersResponse is the response of UserService.BatchGetUsers.
+ *
+ * @generated from message blog.v1.BatchGetUsersResponse
+ */
+export type BatchGetUsersResponse = Message<"blog.v1.BatchGetUsersResponse"> & {
+  /**
+   * users are in the order of the requested ids.
+   *
+   * @generated from field: repeated blog.v1.User users = 1;
+   */
+  users: User[];
+};
+
+/**
+ * Describes the message blog.v1.BatchGetUsersResponse.
+ * Use `create(BatchGetUsersResponseSchema)` to create a new message.
+ */
+export const BatchGetUsersResponseSchema: GenMessage<BatchGetUsersResponse> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 13);
+
+/**
+ * ExportUsersRequest is the request of UserService.ExportUsers.
+ *
+ * @generated from message blog.v1.ExportUsersRequest
+ */
+export type ExportUsersRequest = Message<"blog.v1.ExportUsersRequest"> & {
+  /**
+   * filter selects users, as in ListUsersRequest.filter.
+   *
+   * @generated from field: string filter = 1;
+   */
+  filter: string;
+
+  /**
+   * order_by orders the stream, as in ListUsersRequest.order_by.
+   *
+   * @generated from field: string order_by = 2;
+   */
+  orderBy: string;
+};
+
+/**
+ * Describes the message blog.v1.ExportUsersRequest.
+ * Use `create(ExportUsersRequestSchema)` to create a new message.
+ */
+export const ExportUsersRequestSchema: GenMessage<ExportUsersRequest> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 14);
+
+/**
+ * ExportUsersResponse is one message of the ExportUsers stream.
+ *
+ * @generated from message blog.v1.ExportUsersResponse
+ */
+export type ExportUsersResponse = Message<"blog.v1.ExportUsersResponse"> & {
+  /**
+   * users are the next users of the export, up to 500 per message.
+   *
+   * @generated from field: repeated blog.v1.User users = 1;
+   */
+  users: User[];
+};
+
+/**
+ * Describes the message blog.v1.ExportUsersResponse.
+ * Use `create(ExportUsersResponseSchema)` to create a new message.
+ */
+export const ExportUsersResponseSchema: GenMessage<ExportUsersResponse> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 15);
+
+/**
  * UserService manages users. Deleting a user deletes their posts.
  *
  * @generated from service blog.v1.UserService
@@ -286,6 +506,39 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof CountUsersRequestSchema;
     output: typeof CountUsersResponseSchema;
+  },
+  /**
+   * ListUsers returns one page of the users matching filter, in order_by
+   * order (AIP-132). Page with page_token until next_page_token is empty.
+   *
+   * @generated from rpc blog.v1.UserService.ListUsers
+   */
+  listUsers: {
+    methodKind: "unary";
+    input: typeof ListUsersRequestSchema;
+    output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * BatchGetUsers returns the users with the given ids, in the order asked
+   * (AIP-231); if any is missing the call fails with NOT_FOUND listing them.
+   *
+   * @generated from rpc blog.v1.UserService.BatchGetUsers
+   */
+  batchGetUsers: {
+    methodKind: "unary";
+    input: typeof BatchGetUsersRequestSchema;
+    output: typeof BatchGetUsersResponseSchema;
+  },
+  /**
+   * ExportUsers streams every user matching filter straight from a database
+   * cursor, at the pace the client reads.
+   *
+   * @generated from rpc blog.v1.UserService.ExportUsers
+   */
+  exportUsers: {
+    methodKind: "server_streaming";
+    input: typeof ExportUsersRequestSchema;
+    output: typeof ExportUsersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_blog_v1_user_service, 0);

@@ -1,0 +1,50 @@
+import { Channel, Metadata, credentials } from "@grpc/grpc-js";
+import { PostService } from "../../gen/blog/v1/post_service_pb.js";
+import { UserService } from "../../gen/blog/v1/user_service_pb.js";
+import { createClient } from "../grpc/adapter.js";
+import type { PromiseClient } from "../grpc/adapter.js";
+import { withDefaults } from "./call.js";
+import { channelOptions } from "./options.js";
+import type { BlogClientOptions } from "./options.js";
+
+export * from "../../gen/blog/v1/list_pb.js";
+export * from "../../gen/blog/v1/post_pb.js";
+export * from "../../gen/blog/v1/post_service_pb.js";
+export * from "../../gen/blog/v1/user_pb.js";
+export * from "../../gen/blog/v1/user_service_pb.js";
+export type { ClientCallOptions } from "../grpc/adapter.js";
+export { BlogClientError, decodeErrorDetails } from "./errors.js";
+export type { ErrorDetail } from "./errors.js";
+export type { BlogClientOptions, RetryOptions } from "./options.js";
+// The grpc-js values a caller needs, from the copy this client uses, so that
+// credentials and metadata pass its instanceof checks.
+export { Metadata, credentials, status } from "@grpc/grpc-js";
+export type { ChannelCredentials } from "@grpc/grpc-js";
+
+/** BlogClient is the typed client of blog-service: one channel shared by both services. */
+export interface BlogClient {
+  readonly users: PromiseClient<typeof UserService>;
+  readonly posts: PromiseClient<typeof PostService>;
+  /** close closes the one channel of both services; the client cannot be used afterwards. */
+  close(): void;
+}
+
+const services = [UserService, PostService] as const;
+
+/**
+ * createBlogClient connects to blog-service at address (`host:port`,
+ * `dns:///host:port` to balance over every address of a name, or a static
+ * `ipv4:a:p,b:p` list). The channel connects lazily, so creating a client
+ * never fails for an unreachable server; calls do.
+ */
+export function createBlogClient(address: string, options: BlogClientOptions = {}): BlogClient {
+  const creds = options.credentials ?? credentials.createInsecure();
+  const channel = new Channel(address, creds, channelOptions(services, options));
+  const shared = { channelOverride: channel };
+  const defaults = { deadlineMs: options.defaultDeadlineMs ?? 10_000, metadata: options.metadata ?? new Metadata() };
+  return {
+    users: withDefaults(UserService, createClient(UserService, address, creds, shared), defaults),
+    posts: withDefaults(PostService, createClient(PostService, address, creds, shared), defaults),
+    close: () => channel.close(),
+  };
+}

@@ -1,0 +1,33 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { Knex } from "knex";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import type { Middleware } from "../grpc/adapter.js";
+import type { Logger } from "../log.js";
+import { logCalls } from "./call-log.js";
+import { traceCalls, traceStatements } from "./call-tracing.js";
+import { dbMetrics } from "./db-metrics.js";
+import { grpcMetrics } from "./grpc-metrics.js";
+import { observeCalls } from "./observe.js";
+import { observeStatements } from "./sql-events.js";
+
+/** Instrumentation is what a server needs to be observable: a middleware and its metrics. */
+export interface Instrumentation {
+  /** middleware runs each call in its scope and logs, counts and traces it. */
+  readonly middleware: Middleware;
+  /** registry holds this server's metrics only, so several servers can share a process. */
+  readonly registry: Registry;
+  /** close stops listening to the database's statements. */
+  close(): void;
+}
+
+/**
+ * instrument wires logs, Prometheus metrics and OpenTelemetry spans for the
+ * calls to `services` and the statements sent through `db`.
+ */
+export function instrument(deps: { db: Knex; log: Logger; services: readonly DescService[] }): Instrumentation {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const middleware = observeCalls([traceCalls(), grpcMetrics(registry, deps.services), logCalls(deps.log)]);
+  const stop = observeStatements(deps.db, [traceStatements(), dbMetrics(registry, deps.db)]);
+  return { middleware, registry, close: stop };
+}

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { after, before, it } from "node:test";
+import { createRegistry, fromBinary } from "@bufbuild/protobuf";
+import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
+import type { Message } from "@bufbuild/protobuf";
+import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
+import type { BadRequest, ErrorInfo, ResourceInfo } from "../gen/google/rpc/error_details_pb.js";
+import { StatusSchema } from "../gen/google/rpc/status_pb.js";
+import { grpcError, startTestEnv } from "./helpers.js";
+import type { TestEnv } from "./helpers.js";
+
+const registry = createRegistry(file_google_rpc_error_details);
+let env: TestEnv;
+before(async () => {
+  env = await startTestEnv();
+});
+after(() => env.close());
+
+/** details decodes the google.rpc.Status trailer of a failed call. */
+async function details(call: Promise<unknown>) {
+  const error = await grpcError(call);
+  const [bin] = error.metadata.get("grpc-status-details-bin");
+  assert.ok(bin instanceof Buffer, "every error carries grpc-status-details-bin");
+  const rich = fromBinary(StatusSchema, bin);
+  assert.equal(rich.code, error.code);
+  assert.equal(rich.message, error.details);
+  const unpacked = rich.details.map((any) => anyUnpack(any, registry) as Message);
+  const find = <T extends Message>(type: string) => unpacked.find((m) => m.$typeName === type) as T | undefined;
+  return {
+    error,
+    errorInfo: find<ErrorInfo>("google.rpc.ErrorInfo"),
+    badRequest: find<BadRequest>("google.rpc.BadRequest"),
+    resourceInfo: find<ResourceInfo>("google.rpc.ResourceInfo"),
+  };
+}
+
+it("validation failures carry ErrorInfo and one BadRequest listing every violation", async () => {
+  const { errorInfo, badRequest } = await details(env.users.createUser({ user: { name: "", age: 999 } }));
+  assert.equal(errorInfo?.reason, "INVALID_FIELDS");
+  assert.equal(errorInfo?.domain, "blog.v1");
+  assert.deepEqual(
+    badRequest?.fieldViolations.map((v) => [v.field, v.reason]),
+    [
+      ["user.name", "user.name.trimmed_length"],
+      ["user.age", "int32.gte_lte"],
+    ],
+  );
+  assert.match(badRequest?.fieldViolations[0]?.description ?? "", /must be 1 to 200 characters/);
+});
+
+it("NOT_FOUND carries the id in ErrorInfo and the resource in ResourceInfo", async () => {
+  const { error, errorInfo, resourceInfo } = await details(env.users.getUser({ id: 4242n }));
+  assert.equal(error.code, status.NOT_FOUND);
+  assert.equal(errorInfo?.reason, "USER_NOT_FOUND");
+  assert.deepEqual(errorInfo?.metadata, { id: "4242" });
+  assert.equal(resourceInfo?.resourceType, "blog.v1.User");
+  assert.equal(resourceInfo?.resourceName, "users/4242");
+});
+
+it("filter, page token, etag and request_id errors have their own reasons", async () => {
+  assert.equal((await details(env.users.listUsers({ filter: "age >" }))).errorInfo?.reason, "INVALID_FILTER");
+  assert.equal((await details(env.users.listUsers({ orderBy: "nope" }))).errorInfo?.reason, "INVALID_ORDER_BY");
+  assert.equal((await details(env.users.listUsers({ pageToken: "abc" }))).errorInfo?.reason, "INVALID_PAGE_TOKEN");
+  const { user } = await env.users.createUser({ user: { name: "E", age: 1 } });
+  const stale = await details(env.users.deleteUser({ id: user!.id, etag: "v999" }));
+  assert.equal(stale.error.code, status.FAILED_PRECONDITION);
+  assert.equal(stale.errorInfo?.reason, "ETAG_MISMATCH");
+  const missing = await details(env.users.batchGetUsers({ ids: [user!.id, 777n] }));
+  assert.deepEqual(missing.errorInfo?.metadata, { ids: "777" });
+});
+
+it("database constraint errors name the constraint, never the SQL", async () => {
+  const { error, errorInfo } = await details(env.users.createUser({ user: { name: "\ufeff", age: 1 } }));
+  assert.equal(error.code, status.INVALID_ARGUMENT);
+  assert.equal(errorInfo?.reason, "CHECK_VIOLATION");
+  assert.deepEqual(errorInfo?.metadata, { constraint: "users_name_check" });
+  assert.doesNotMatch(error.details, /insert|select|"users"/i);
+});

@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { status } from "@grpc/grpc-js";
+import { UserView } from "../gen/blog/v1/user_pb.js";
+import { grpcError, startTestEnv } from "./helpers.js";
+import type { TestEnv } from "./helpers.js";
+
+let env: TestEnv;
+before(async () => {
+  env = await startTestEnv();
+});
+after(() => env.close());
+
+async function newUser(name = "Ada", age = 36) {
+  const { user } = await env.users.createUser({ user: { name, age } });
+  return user!;
+}
+
+describe("etags (AIP-154)", () => {
+  it("change on every update and are returned by every read", async () => {
+    const user = await newUser();
+    const { user: read } = await env.users.getUser({ id: user.id });
+    assert.equal(read?.etag, user.etag);
+    const { user: updated } = await env.users.updateUser({
+      user: { id: user.id, age: 40 },
+      updateMask: { paths: ["age"] },
+    });
+    assert.notEqual(updated?.etag, user.etag);
+    assert.notEqual(updated?.etag, "");
+  });
+
+  it("make a stale update ABORTED and change nothing", async () => {
+    const user = await newUser();
+    await env.users.updateUser({ user: { id: user.id, age: 50, etag: user.etag }, updateMask: { paths: ["age"] } });
+    const error = await grpcError(
+      env.users.updateUser({ user: { id: user.id, name: "Late", etag: user.etag }, updateMask: { paths: ["name"] } }),
+    );
+    assert.equal(error.code, status.ABORTED);
+    assert.equal(error.details, `user ${user.id} has changed since it was read (etag mismatch); read it again`);
+    assert.equal((await env.users.getUser({ id: user.id })).user?.name, "Ada");
+  });
+
+  it("let exactly one of two racing updaters win", async () => {
+    const user = await newUser();
+    const results = await Promise.allSettled(
+      [1, 2].map((age) =>
+        env.users.updateUser({ user: { id: user.id, age, etag: user.etag }, updateMask: { paths: ["age"] } }),
+      ),
+    );
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    assert.equal(lost.reason.code, status.ABORTED);
+  });
+
+  it("make a stale delete FAILED_PRECONDITION and delete nothing; a current one deletes", async () => {
+    const user = await newUser();
+    const { user: updated } = await env.users.updateUser({
+      user: { id: user.id, age: 1 },
+      updateMask: { paths: ["age"] },
+    });
+    const error = await grpcError(env.users.deleteUser({ id: user.id, etag: user.etag }));
+    assert.equal(error.code, status.FAILED_PRECONDITION);
+    assert.ok((await env.users.getUser({ id: user.id })).user);
+    const garbage = await grpcError(env.users.deleteUser({ id: user.id, etag: "not-an-etag" }));
+    assert.equal(garbage.code, status.FAILED_PRECONDITION);
+    await env.users.deleteUser({ id: user.id, etag: updated!.etag });
+    assert.equal((await grpcError(env.users.getUser({ id: user.id }))).code, status.NOT_FOUND);
+  });
+
+  it("work on posts too", async () => {
+    const user = await newUser();
+    const { post } = await env.posts.createPost({ post: { userId: user.id, title: "T" } });
+    await env.posts.updatePost({ post: { id: post!.id, title: "T2", etag: post!.etag } });
+    const stale = await grpcError(env.posts.updatePost({ post: { id: post!.id, title: "T3", etag: post!.etag } }));
+    assert.equal(stale.code, status.ABORTED);
+    const staleDelete = await grpcError(env.posts.deletePost({ id: post!.id, etag: post!.etag }));
+    assert.equal(staleDelete.code, status.FAILED_PRECONDITION);
+    assert.equal((await env.posts.getPost({ id: post!.id })).post?.title, "T2");
+  });
+});
+
+describe("idempotent creates (AIP-155)", () => {
+  it("replay the original user for a retry and write nothing new", async () => {
+    const requestId = randomUUID();
+    const first = await env.users.createUser({ user: { name: "Once", age: 1 }, requestId });
+    const again = await env.users.createUser({ user: { name: "Once", age: 1 }, requestId });
+    assert.equal(again.user?.id, first.user?.id);
+    assert.equal(again.user?.etag, first.user?.etag);
+    const rows = await env.db("users").where({ name: "Once" });
+    assert.equal(rows.length, 1);
+  });
+
+  it("create one row for 20 concurrent calls with one request_id", async () => {
+    const requestId = randomUUID();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => env.users.createUser({ user: { name: "Racer", age: 2 }, requestId })),
+    );
+    assert.equal(new Set(results.map((r) => r.user?.id)).size, 1);
+    assert.equal((await env.db("users").where({ name: "Racer" })).length, 1);
+  });
+
+  it("reject the same request_id with a different payload as INVALID_ARGUMENT", async () => {
+    const requestId = randomUUID();
+    await env.users.createUser({ user: { name: "First", age: 3 }, requestId });
+    const error = await grpcError(env.users.createUser({ user: { name: "Second", age: 3 }, requestId }));
+    assert.equal(error.code, status.INVALID_ARGUMENT);
+    assert.equal(error.details, "request_id: was already used for a different request; use a new UUID");
+    const reusedForPost = await grpcError(
+      env.posts.createPost({ post: { userId: (await newUser()).id, title: "x" }, requestId }),
+    );
+    assert.equal(reusedForPost.code, status.INVALID_ARGUMENT, "a request_id belongs to one method");
+    assert.equal((await env.db("users").where({ name: "Second" })).length, 0);
+  });
+
+  it("validate request_id as a UUID", async () => {
+    const error = await grpcError(env.users.createUser({ user: { name: "X", age: 1 }, requestId: "not-a-uuid" }));
+    assert.equal(error.code, status.INVALID_ARGUMENT);
+    assert.match(error.details, /^request_id: /);
+  });
+
+  it("replay posts, and forget request_ids past the retention window", async () => {
+    const user = await newUser();
+    const requestId = randomUUID();
+    const first = await env.posts.createPost({ post: { userId: user.id, title: "Hello" }, requestId });
+    const again = await env.posts.createPost({ post: { userId: user.id, title: "Hello" }, requestId });
+    assert.equal(again.post?.id, first.post?.id);
+    await env
+      .db("idempotency_keys")
+      .where({ requestId })
+      .update({ createTime: env.db.raw("now() - interval '25 hours'") });
+    const later = await env.posts.createPost({ post: { userId: user.id, title: "Hello" }, requestId });
+    assert.notEqual(later.post?.id, first.post?.id, "an expired request_id starts over");
+  });
+
+  it("does not keep a request_id when the create fails", async () => {
+    const requestId = randomUUID();
+    const missing = await grpcError(env.posts.createPost({ post: { userId: 999_999n, title: "x" }, requestId }));
+    assert.equal(missing.code, status.NOT_FOUND);
+    assert.equal(await env.db("idempotency_keys").where({ requestId }).first(), undefined);
+  });
+});
+
+describe("BatchCreatePosts (AIP-233)", () => {
+  it("creates every post in order with one INSERT", async () => {
+    const user = await newUser();
+    const requests = Array.from({ length: 1000 }, (_, i) => ({ post: { userId: user.id, title: `t${i}` } }));
+    const { posts } = await env.posts.batchCreatePosts({ userId: user.id, requests });
+    assert.deepEqual(
+      posts.map((p) => p.title),
+      requests.map((r) => r.post.title),
+    );
+    assert.equal((await env.users.getUser({ id: user.id, view: UserView.FULL })).user?.posts.length, 1000);
+  });
+
+  it("is all or nothing", async () => {
+    const user = await newUser();
+    const requests = [{ post: { userId: user.id, title: "ok" } }, { post: { userId: user.id, title: "" } }];
+    const invalid = await grpcError(env.posts.batchCreatePosts({ userId: user.id, requests }));
+    assert.equal(invalid.code, status.INVALID_ARGUMENT);
+    assert.match(invalid.details, /^requests\[1\]\.post\.title: /);
+    const missing = await grpcError(
+      env.posts.batchCreatePosts({ userId: 888_888n, requests: [{ post: { userId: 888_888n, title: "x" } }] }),
+    );
+    assert.equal(missing.code, status.NOT_FOUND);
+    assert.equal(missing.details, "user 888888 not found");
+    assert.equal((await env.db("posts").where("user_id", String(user.id))).length, 0);
+  });
+
+  it("enforces the limits and the parent", async () => {
+    const user = await newUser();
+    const tooMany = Array.from({ length: 1001 }, () => ({ post: { userId: user.id, title: "t" } }));
+    const big = await grpcError(env.posts.batchCreatePosts({ userId: user.id, requests: tooMany }));
+    assert.equal(big.code, status.INVALID_ARGUMENT);
+    assert.equal(big.details, "requests: must contain no more than 1000 item(s)");
+    const none = await grpcError(env.posts.batchCreatePosts({ userId: user.id, requests: [] }));
+    assert.equal(none.details, "requests: must contain at least 1 item(s)");
+    const other = await grpcError(
+      env.posts.batchCreatePosts({ userId: user.id, requests: [{ post: { userId: user.id + 1n, title: "x" } }] }),
+    );
+    assert.equal(other.details, "every requests[].post.user_id must equal user_id");
+  });
+});
+
+describe("BatchGetUsers (AIP-231)", () => {
+  it("keeps the requested order, duplicates included", async () => {
+    const [a, b, c] = [await newUser("A"), await newUser("B"), await newUser("C")];
+    const { users } = await env.users.batchGetUsers({ ids: [c.id, a.id, b.id, a.id] });
+    assert.deepEqual(
+      users.map((u) => u.name),
+      ["C", "A", "B", "A"],
+    );
+  });
+
+  it("answers NOT_FOUND listing every missing id", async () => {
+    const a = await newUser("A");
+    const error = await grpcError(env.users.batchGetUsers({ ids: [a.id, 900_001n, 900_002n] }));
+    assert.equal(error.code, status.NOT_FOUND);
+    assert.equal(error.details, "users 900001, 900002 not found");
+  });
+
+  it("enforces 1..1000 ids", async () => {
+    assert.equal((await grpcError(env.users.batchGetUsers({ ids: [] }))).code, status.INVALID_ARGUMENT);
+    const many = Array.from({ length: 1001 }, (_, i) => BigInt(i + 1));
+    const error = await grpcError(env.users.batchGetUsers({ ids: many }));
+    assert.equal(error.details, "ids: must contain no more than 1000 item(s)");
+  });
+});
