@@ -1,11 +1,16 @@
 import path from "node:path";
 import type { ChannelOptions } from "@grpc/grpc-js";
+import type { TlsFiles } from "./grpc/credentials.js";
 import { serverOptionVariables, serverOptions } from "./grpc/server-options.js";
 
 /** Config is everything the service reads from its environment, parsed once. */
 export interface Config {
   /** databaseUrl is the PostgreSQL to use; undefined starts the embedded one. */
   databaseUrl: string | undefined;
+  /** databaseReplicaUrls are hot standbys for reads that tolerate lag (DATABASE_REPLICA_URLS); empty: none. */
+  databaseReplicaUrls: string[];
+  /** databaseMigrationUrl is a direct connection for migrations when DATABASE_URL goes through a pooler. */
+  databaseMigrationUrl: string | undefined;
   /** embeddedDataDir keeps the embedded PostgreSQL's data between runs. */
   embeddedDataDir: string;
   grpcAddress: string;
@@ -17,9 +22,19 @@ export interface Config {
   metricsAddress: string | undefined;
   migrateOnStart: boolean;
   poolMax: number;
+  /** poolAcquireTimeoutMs bounds the wait for a pooled connection; past it the call is UNAVAILABLE. */
+  poolAcquireTimeoutMs: number;
   shutdownGraceMs: number;
+  /** dbHealthIntervalMs is how often health probes the database with `SELECT 1`. */
+  dbHealthIntervalMs: number;
   /** tracing is on when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT). */
   tracing: boolean;
+  /** tls names the certificate files (TLS_CERT, TLS_KEY, TLS_CLIENT_CA); undefined serves plaintext. */
+  tls: TlsFiles | undefined;
+  /** authTokensFile holds the bearer tokens (AUTH_TOKENS_FILE); undefined turns authentication off. */
+  authTokensFile: string | undefined;
+  /** streamMaxLifetimeMs ends server streams that run longer (STREAM_MAX_LIFETIME_MS). */
+  streamMaxLifetimeMs: number;
 }
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -47,12 +62,43 @@ function grpcServerOptions(env: NodeJS.ProcessEnv): ChannelOptions {
   return options;
 }
 
+function tlsFiles(env: NodeJS.ProcessEnv): TlsFiles | undefined {
+  const cert = env.TLS_CERT || undefined;
+  const key = env.TLS_KEY || undefined;
+  const clientCa = env.TLS_CLIENT_CA || undefined;
+  if ((cert === undefined) !== (key === undefined)) throw new Error("TLS_CERT and TLS_KEY must be set together");
+  if (cert === undefined || key === undefined) {
+    if (clientCa !== undefined) throw new Error("TLS_CLIENT_CA needs TLS_CERT and TLS_KEY: mutual TLS runs over TLS");
+    return undefined;
+  }
+  return {
+    certFile: path.resolve(cert),
+    keyFile: path.resolve(key),
+    clientCaFile: clientCa === undefined ? undefined : path.resolve(clientCa),
+  };
+}
+
+function databaseUrls(env: NodeJS.ProcessEnv, name: string): string[] {
+  const urls = (env[name] ?? "")
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
+  urls.forEach((url, i) => {
+    // The value is not echoed: it may hold a password.
+    if (!URL.canParse(url) || !/^postgres(ql)?:$/.test(new URL(url).protocol))
+      throw new Error(`${name} must be comma-separated postgres:// URLs; entry ${i + 1} is not`);
+  });
+  return urls;
+}
+
 /** loadConfig reads and checks the environment; a bad value stops start-up with a clear message. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL || "info";
   if (!logLevels.has(logLevel)) throw new Error(`LOG_LEVEL must be one of ${[...logLevels].join(", ")}`);
   return {
     databaseUrl: env.DATABASE_URL || undefined,
+    databaseReplicaUrls: databaseUrls(env, "DATABASE_REPLICA_URLS"),
+    databaseMigrationUrl: env.DATABASE_MIGRATION_URL || undefined,
     embeddedDataDir: path.resolve(env.EMBEDDED_POSTGRES_DIR || ".data/postgres"),
     grpcAddress: env.GRPC_ADDRESS || "127.0.0.1:50051",
     grpcServerOptions: grpcServerOptions(env),
@@ -61,7 +107,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsAddress: env.METRICS_ADDRESS || undefined,
     migrateOnStart: flag(env, "MIGRATE_ON_START", true),
     poolMax: positiveInt(env, "DATABASE_POOL_MAX", 10),
+    poolAcquireTimeoutMs: positiveInt(env, "DATABASE_ACQUIRE_TIMEOUT_MS", 2_000),
     shutdownGraceMs: positiveInt(env, "SHUTDOWN_GRACE_MS", 10_000),
+    dbHealthIntervalMs: positiveInt(env, "DB_HEALTH_INTERVAL_MS", 1000),
     tracing: Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
+    tls: tlsFiles(env),
+    authTokensFile: env.AUTH_TOKENS_FILE ? path.resolve(env.AUTH_TOKENS_FILE) : undefined,
+    streamMaxLifetimeMs: positiveInt(env, "STREAM_MAX_LIFETIME_MS", 600_000),
   };
 }

@@ -1,12 +1,14 @@
 import { loadConfig } from "./config.js";
 import type { Config } from "./config.js";
 import { migrateLatest } from "./db/migrator.js";
+import { loadAuthTokens } from "./grpc/auth-tokens.js";
+import { serverCredentials } from "./grpc/credentials.js";
 import { openDatabase } from "./db/open.js";
 import { createLogger } from "./log.js";
 import type { Logger } from "./log.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
 import { startTracing } from "./observability/tracing.js";
-import { createServer } from "./server.js";
+import { apiServices, createServer } from "./server.js";
 
 // The only module with side effects: read config, open the database, migrate,
 // listen, and shut down in order on SIGINT/SIGTERM.
@@ -14,23 +16,40 @@ import { createServer } from "./server.js";
 async function main(config: Config, log: Logger): Promise<void> {
   // Before anything makes a span: with no OTLP endpoint the API stays a no-op.
   const tracing = config.tracing ? startTracing() : undefined;
-  const { db, close: stopDatabase } = await openDatabase(config, log);
+  // Certificates and tokens first: a bad file stops start-up before the database is touched.
+  const credentials = serverCredentials(config.tls);
+  const authTokens =
+    config.authTokensFile === undefined ? undefined : loadAuthTokens(config.authTokensFile, apiServices);
+  const { db, replicas, migrator, close: stopDatabase } = await openDatabase(config, log);
   try {
     if (config.migrateOnStart) {
-      const applied = await migrateLatest(db);
+      const applied = await migrateLatest(migrator());
       log.info({ applied }, applied.length > 0 ? "applied migrations" : "database schema is up to date");
     }
   } catch (error) {
     await stopDatabase();
     throw error;
   }
-  const server = createServer({ db, log, grpcOptions: config.grpcServerOptions });
+  const server = createServer({
+    db,
+    replicas,
+    log,
+    grpcOptions: config.grpcServerOptions,
+    dbHealthIntervalMs: config.dbHealthIntervalMs,
+    credentials,
+    authTokens,
+    streamMaxLifetimeMs: config.streamMaxLifetimeMs,
+  });
   const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
     await stopDatabase();
     throw error;
   });
   const host = config.grpcAddress.slice(0, config.grpcAddress.lastIndexOf(":"));
-  log.info({ address: `${host}:${port}` }, `blog-service listening on ${host}:${port}`);
+  const tls = config.tls === undefined ? "off" : config.tls.clientCaFile === undefined ? "on" : "mutual";
+  log.info(
+    { address: `${host}:${port}`, tls, authTokens: authTokens?.names ?? "off" },
+    `blog-service listening on ${host}:${port}`,
+  );
   const metrics =
     config.metricsAddress === undefined
       ? undefined

@@ -1,16 +1,24 @@
-import { Server, ServerCredentials } from "@grpc/grpc-js";
-import type { ChannelOptions } from "@grpc/grpc-js";
+import { Server, ServerCredentials, status } from "@grpc/grpc-js";
+import type { ChannelOptions, ServerInterceptor } from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import type { Registry } from "prom-client";
 import { PostService } from "../gen/blog/v1/post_service_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { implement, serviceDefinition } from "./grpc/adapter.js";
+import { authInterceptor } from "./grpc/auth.js";
+import type { AuthTokens } from "./grpc/auth-tokens.js";
+import { toServiceError } from "./grpc/errors.js";
 import type { Middleware } from "./grpc/adapter.js";
 import { HealthStatus, ServingStatus, healthService } from "./grpc/health.js";
 import { addReflection } from "./grpc/reflection.js";
 import { serverOptions } from "./grpc/server-options.js";
+import { streamLifetime } from "./grpc/stream-lifetime.js";
 import { validation } from "./grpc/validation.js";
+import { callDeadlines } from "./db/call-deadlines.js";
+import { monitorDatabase } from "./db/monitor.js";
+import { primaryReader, replicaReader, routeReads } from "./db/read-routing.js";
+import type { ReplicaSet } from "./db/replicas.js";
 import { lazyPageTokens } from "./list/tokens.js";
 import type { Logger } from "./log.js";
 import { instrument } from "./observability/instrument.js";
@@ -22,9 +30,19 @@ import { userService } from "./users/service.js";
 /** ServerDeps is what the server needs from outside: tests pass their own. */
 export interface ServerDeps {
   db: Knex;
+  /** replicas serve the reads that tolerate lag (DATABASE_REPLICA_URLS); undefined reads everything from db. */
+  replicas?: ReplicaSet;
   log: Logger;
   /** grpcOptions replaces serverOptions (main.ts passes them with the GRPC_* overrides). */
   grpcOptions?: ChannelOptions;
+  /** dbHealthIntervalMs is how often health probes the database (DB_HEALTH_INTERVAL_MS; default 1000). */
+  dbHealthIntervalMs?: number;
+  /** credentials are what listen binds with (TLS, mutual TLS; see grpc/credentials.ts); default plaintext. */
+  credentials?: ServerCredentials;
+  /** authTokens turns on bearer-token authentication (AUTH_TOKENS_FILE); undefined lets every caller in. */
+  authTokens?: AuthTokens;
+  /** streamMaxLifetimeMs ends server streams still running after it (STREAM_MAX_LIFETIME_MS; default 10 minutes). */
+  streamMaxLifetimeMs?: number;
 }
 
 /** BlogServer is a configured server that has not started listening. */
@@ -34,56 +52,89 @@ export interface BlogServer {
   readonly metrics: Registry;
   /** listen binds address (port 0 picks a free one) and returns the bound port. */
   listen(address: string): Promise<number>;
-  /** shutdown flips health to NOT_SERVING, lets calls finish for graceMs, then forces. */
+  /** shutdown flips health to NOT_SERVING, ends health watches, lets calls finish for graceMs, then forces. */
   shutdown(graceMs: number): Promise<void>;
 }
 
-const apiServices = [UserService, PostService];
+/** apiServices are the services behind authentication, logs and metrics (health and reflection are not). */
+export const apiServices = [UserService, PostService];
 
 /**
  * createServer wires repositories, handlers, validation, health and
  * reflection into a grpc-js server; it never listens by itself.
  */
-export function createServer({ db, log, grpcOptions = serverOptions }: ServerDeps): BlogServer {
-  const server = new Server(grpcOptions);
+export function createServer({
+  db,
+  replicas,
+  log,
+  grpcOptions = serverOptions,
+  dbHealthIntervalMs = 1000,
+  credentials = ServerCredentials.createInsecure(),
+  authTokens,
+  streamMaxLifetimeMs = 600_000,
+}: ServerDeps): BlogServer {
+  // The first interceptor sees a call first: authentication before anything else.
+  const interceptors: ServerInterceptor[] = [
+    ...(authTokens === undefined ? [] : [authInterceptor(authTokens, log)]),
+    streamLifetime(streamMaxLifetimeMs),
+  ];
+  const server = new Server({ ...grpcOptions, interceptors });
   const health = new HealthStatus(
     apiServices.map((s) => s.typeName),
     ServingStatus.NOT_SERVING,
   );
   const logError = (error: unknown, message: string) => log.error({ err: error }, message);
-  const observability = instrument({ db, log, services: apiServices });
-  const middleware: Middleware[] = [observability.middleware, validation];
+  const observability = instrument({ db, replicas: replicas?.databases, log, services: apiServices });
+  const middleware: Middleware[] = [observability.middleware, validation, callDeadlines];
+  // With replicas, read-only calls may read from them and writes answer with their WAL position.
+  if (replicas !== undefined) middleware.push(routeReads(db, log));
+  const reader = replicas === undefined ? primaryReader(db) : replicaReader(db, replicas);
   const pageTokens = lazyPageTokens(db);
   server.addService(
     serviceDefinition(UserService),
-    implement(UserService, userService(new UserRepository(db), pageTokens), { middleware, logError }),
+    implement(UserService, userService(new UserRepository(db, reader), pageTokens), { middleware, logError }),
   );
   server.addService(
     serviceDefinition(PostService),
-    implement(PostService, postService(new PostRepository(db), pageTokens), { middleware, logError }),
+    implement(PostService, postService(new PostRepository(db, reader), pageTokens), { middleware, logError }),
   );
   server.addService(serviceDefinition(Health), implement(Health, healthService(health), { logError }));
   addReflection(server, [...apiServices, Health]);
+  // Health follows the database: NOT_SERVING while it does not answer, SERVING when it does again.
+  const monitor = monitorDatabase(db, {
+    intervalMs: dbHealthIntervalMs,
+    timeoutMs: Math.min(Math.max(dbHealthIntervalMs, 500), 2000),
+    suspicious: (error) => toServiceError(error, () => {}).code === status.UNAVAILABLE,
+    onChange: (reachable) => {
+      if (reachable) log.info("database answers: serving");
+      else log.warn("database does not answer: not serving");
+      health.setAll(reachable ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    },
+  });
 
   return {
     health,
     metrics: observability.registry,
     listen: (address) =>
       new Promise((resolve, reject) => {
-        server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => {
+        server.bindAsync(address, credentials, (error, port) => {
           if (error) return reject(error);
-          health.setAll(ServingStatus.SERVING);
-          resolve(port);
+          monitor.start().then(() => resolve(port), reject);
         });
       }),
     shutdown: (graceMs) =>
       new Promise((resolve) => {
+        const monitorStopped = monitor.stop();
         health.setAll(ServingStatus.NOT_SERVING);
-        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        health.close();
+        const force = setTimeout(() => {
+          log.warn({ graceMs }, "shutdown grace period is over: cancelling the calls still running");
+          server.forceShutdown();
+        }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
           observability.close();
-          resolve();
+          void monitorStopped.then(() => resolve());
         });
       }),
   };

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { after, before, it } from "node:test";
-import { Metadata, credentials, status } from "@grpc/grpc-js";
+import { Client, Metadata, credentials, status } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { createDatabase } from "../src/db/knex.js";
@@ -24,12 +24,14 @@ let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let db: ReturnType<typeof createDatabase>;
 let server: BlogServer;
 let users: ReturnType<typeof createClient<typeof UserService>>;
+let address: string;
 before(async () => {
   database = await createTestDatabase();
   db = createDatabase({ url: database.url, poolMax: 2, logSql: true, log });
   await migrateLatest(db);
   server = createServer({ db, log });
-  users = createClient(UserService, `127.0.0.1:${await server.listen("127.0.0.1:0")}`, credentials.createInsecure());
+  address = `127.0.0.1:${await server.listen("127.0.0.1:0")}`;
+  users = createClient(UserService, address, credentials.createInsecure());
 });
 after(async () => {
   users.close();
@@ -99,4 +101,22 @@ it("makes up a request id when the caller sends none or a malformed one", async 
     .map((l) => String(l.requestId));
   for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
   assert.equal(new Set(ids).size, 3);
+});
+
+it("echoes the request id back in the x-request-id trailer, success or failure", async () => {
+  const raw = new Client(address, credentials.createInsecure());
+  const trailer = (path: string, requestId: string) =>
+    new Promise<unknown>((resolve) => {
+      const metadata = new Metadata();
+      metadata.set("x-request-id", requestId);
+      const bytes = (b: Buffer) => b;
+      const call = raw.makeUnaryRequest(path, bytes, bytes, Buffer.alloc(0), metadata, () => {});
+      call.on("status", (s) => resolve(s.metadata.get("x-request-id")[0]));
+    });
+  try {
+    assert.equal(await trailer("/blog.v1.UserService/CountUsers", "req-echo-ok"), "req-echo-ok");
+    assert.equal(await trailer("/blog.v1.UserService/GetUser", "req-echo-fail"), "req-echo-fail");
+  } finally {
+    raw.close();
+  }
 });

@@ -55,10 +55,10 @@ export interface TestEnv {
 }
 
 /** startTestEnv builds the same server as main.ts on 127.0.0.1:0 against a fresh database. */
-export async function startTestEnv(): Promise<TestEnv> {
+export async function startTestEnv(pool: { poolMax?: number; acquireTimeoutMs?: number } = {}): Promise<TestEnv> {
   const database = await createTestDatabase();
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
-  const db = createDatabase({ url: database.url, poolMax: 5, log });
+  const db = createDatabase({ url: database.url, poolMax: 5, log, ...pool });
   await migrateLatest(db);
   const server = createServer({ db, log });
   const address = `127.0.0.1:${await server.listen("127.0.0.1:0")}`;

@@ -129,7 +129,8 @@ describe("ListUsers paging", () => {
     const { nextPageToken } = await env.users.listUsers({ orderBy: "age", pageSize: 10 });
     assert.notEqual(nextPageToken, "");
     const decoded = Buffer.from(nextPageToken, "base64url").toString("latin1");
-    assert.doesNotMatch(decoded, /age|\{|"/, "the token is opaque");
+    assert.ok(!decoded.includes("age") && !decoded.includes("users"), "the token is opaque");
+    assert.throws(() => JSON.parse(decoded), "the token is not readable JSON");
     const reordered = await grpcError(env.users.listUsers({ orderBy: "name", pageToken: nextPageToken }));
     assert.equal(reordered.code, status.INVALID_ARGUMENT);
     assert.match(reordered.details, /^page_token: was issued for another filter, order_by or parent/);

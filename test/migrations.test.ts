@@ -27,7 +27,17 @@ async function tables(): Promise<string[]> {
 
 const first = "20261125090000_create_users_and_posts";
 const second = "20261125100000_etags_idempotency_list_indexes";
-const all = [first, second];
+const third = "20261203090000_posts_keyed_by_user";
+const all = [first, second, third];
+
+/** indexes are the definitions of a table's indexes, by name. */
+async function indexes(table: string): Promise<Record<string, string>> {
+  const { rows } = await db.raw<{ rows: { indexname: string; indexdef: string }[] }>(
+    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = ?",
+    [table],
+  );
+  return Object.fromEntries(rows.map((r) => [r.indexname, r.indexdef.replace(/^.* USING btree /, "")]));
+}
 
 it("migrates up from empty, records names without extensions, and is idempotent", async () => {
   assert.deepEqual((await migrationStatus(db)).pending.includes(first), true);
@@ -39,7 +49,7 @@ it("migrates up from empty, records names without extensions, and is idempotent"
   assert.deepEqual((await migrationStatus(db)).pending, []);
 });
 
-it("has the constraints the API validates, and the index on posts.user_id", async () => {
+it("has the constraints the API validates, and posts keyed by (user_id, id)", async () => {
   const bad = [
     "INSERT INTO users (name, age) VALUES ('', 1)",
     "INSERT INTO users (name, age) VALUES (' padded ', 1)",
@@ -48,18 +58,37 @@ it("has the constraints the API validates, and the index on posts.user_id", asyn
     "INSERT INTO posts (user_id, title) VALUES (-1, 'T')",
   ];
   for (const sql of bad) await assert.rejects(db.raw(sql), /violates/, sql);
-  const { rows } = await db.raw<{ rows: { indexdef: string }[] }>(
-    "SELECT indexdef FROM pg_indexes WHERE tablename = 'posts' AND indexname = 'posts_user_id_id_index'",
-  );
-  assert.match(rows[0]?.indexdef ?? "", /\(user_id, id\)/);
+  const posts = await indexes("posts");
+  assert.equal(posts.posts_pkey, "(user_id, id)", "the primary key serves a user's posts in id order");
+  assert.equal(posts.posts_id_index, "(id)", "GetPost by id alone");
+  assert.equal(posts.posts_user_id_id_index, undefined, "the old (user_id, id) index is the primary key now");
   const { rows: fk } = await db.raw<{ rows: { confdeltype: string }[] }>(
     "SELECT confdeltype FROM pg_constraint WHERE conrelid = 'posts'::regclass AND contype = 'f'",
   );
   assert.deepEqual(fk, [{ confdeltype: "c" }], "ON DELETE CASCADE");
 });
 
+it("every unique index on posts includes user_id, the column Citus distributes posts by", async () => {
+  const { rows } = await db.raw<{ rows: { name: string; columns: string[] }[] }>(
+    `SELECT i.indexrelid::regclass::text AS name,
+            array(SELECT a.attname::text FROM unnest(i.indkey) AS k(n) JOIN pg_attribute a
+                    ON a.attrelid = i.indrelid AND a.attnum = k.n) AS columns
+       FROM pg_index i WHERE i.indrelid = 'posts'::regclass AND i.indisunique`,
+  );
+  assert.ok(rows.length > 0);
+  for (const index of rows) assert.ok(index.columns.includes("user_id"), `${index.name}: ${index.columns.join(", ")}`);
+});
+
 it("migrates down one step at a time to nothing, and back up", async () => {
   await db("users").insert({ name: "Kept", age: 1 });
+  const [user] = await db("users").select("id");
+  await db("posts").insert({ userId: user.id, title: "Kept too" });
+  assert.deepEqual(await migrateDown(db), [third]);
+  assert.deepEqual(await indexes("posts").then((i) => [i.posts_pkey, i.posts_user_id_id_index]), [
+    "(id)",
+    "(user_id, id)",
+  ]);
+  assert.equal((await db("posts").first())?.title, "Kept too");
   assert.deepEqual(await migrateDown(db), [second]);
   assert.deepEqual((await migrationStatus(db)).applied, [first]);
   assert.equal((await db("users").first())?.name, "Kept", "going down a step keeps the data");
@@ -71,8 +100,7 @@ it("migrates down one step at a time to nothing, and back up", async () => {
 });
 
 it("runs once when two migrators start together", async () => {
-  await migrateDown(db);
-  await migrateDown(db);
+  for (const _ of all) await migrateDown(db);
   const other = createDatabase({ url: db.client.config.connection.connectionString, log: pino({ level: "silent" }) });
   try {
     const results = await Promise.all([migrateLatest(db), migrateLatest(other)]);

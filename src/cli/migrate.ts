@@ -27,9 +27,9 @@ export async function runMigrate(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const { db, close } = await openDatabase(config, createLogger(config.logLevel));
+  const { migrator, close } = await openDatabase(config, createLogger(config.logLevel));
   try {
-    console.log(JSON.stringify({ [command]: await action(db) }));
+    console.log(JSON.stringify({ [command]: await action(migrator()) }));
     return 0;
   } finally {
     await close();

@@ -45,9 +45,9 @@ export async function runSeed(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const { db, close } = await openDatabase(config, createLogger(config.logLevel));
+  const { db, migrator, close } = await openDatabase(config, createLogger(config.logLevel));
   try {
-    if (config.migrateOnStart) await migrateLatest(db);
+    if (config.migrateOnStart) await migrateLatest(migrator());
     const bar = progress("seed users", options.users);
     const totals = await bulkLoad(db, options, (done) => bar.update(done.users, `${done.posts} posts`));
     bar.stop(`seeded ${totals.users} users and ${totals.posts} posts`);

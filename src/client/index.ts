@@ -5,6 +5,7 @@ import { createClient } from "../grpc/adapter.js";
 import type { PromiseClient } from "../grpc/adapter.js";
 import { withDefaults } from "./call.js";
 import { channelOptions } from "./options.js";
+import { readYourWrites } from "./read-your-writes.js";
 import type { BlogClientOptions } from "./options.js";
 
 export * from "../../gen/blog/v1/list_pb.js";
@@ -40,8 +41,12 @@ const services = [UserService, PostService] as const;
 export function createBlogClient(address: string, options: BlogClientOptions = {}): BlogClient {
   const creds = options.credentials ?? credentials.createInsecure();
   const channel = new Channel(address, creds, channelOptions(services, options));
-  const shared = { channelOverride: channel };
-  const defaults = { deadlineMs: options.defaultDeadlineMs ?? 10_000, metadata: options.metadata ?? new Metadata() };
+  // One interceptor for both services: a post created is read back by users.getUser too.
+  const interceptors = options.readYourWrites === false ? [] : [readYourWrites()];
+  const shared = { channelOverride: channel, interceptors };
+  const metadata = options.metadata?.clone() ?? new Metadata();
+  if (options.token !== undefined) metadata.set("authorization", `Bearer ${options.token}`);
+  const defaults = { deadlineMs: options.defaultDeadlineMs ?? 10_000, metadata };
   return {
     users: withDefaults(UserService, createClient(UserService, address, creds, shared), defaults),
     posts: withDefaults(PostService, createClient(PostService, address, creds, shared), defaults),

@@ -22,6 +22,13 @@ export interface BlogClientOptions {
   defaultDeadlineMs?: number;
   /** metadata is sent with every call; per-call metadata replaces it key by key. */
   metadata?: Metadata;
+  /** token is a bearer token (the server's AUTH_TOKENS_FILE) sent as `authorization: Bearer <token>` on every call. */
+  token?: string;
+  /**
+   * readYourWrites (default true) sends the highest `x-blog-min-lsn` this client has received with its later
+   * calls, so reads served by a read replica see this client's earlier writes; `false` lets reads see lag.
+   */
+  readYourWrites?: boolean;
   /** retry tunes the retry policy of idempotent methods on UNAVAILABLE; `false` turns it off. */
   retry?: RetryOptions | false;
   /** channelOptions are extra grpc-js channel options; they win over the ones set here. */

@@ -3,6 +3,7 @@ import type { Knex } from "knex";
 import { knexSnakeCaseMappers } from "objection";
 import pg from "pg";
 import type { Logger } from "../log.js";
+import { boundStatementsToCalls } from "./call-deadlines.js";
 import { currentCall } from "../observability/call-scope.js";
 
 // int8 (ids, COUNT(*)) as bigint rather than string, so ids are bigint end to end.
@@ -12,6 +13,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, BigInt);
 export interface DatabaseOptions {
   url: string;
   poolMax?: number;
+  /** acquireTimeoutMs is how long a statement may wait for a pooled connection. */
+  acquireTimeoutMs?: number;
   /** logSql logs every statement with its bindings and duration (the demo's echo=True). */
   logSql?: boolean;
   log?: Logger;
@@ -39,6 +42,12 @@ function logStatements(db: Knex, log: Logger): void {
   db.on("query-error", (e: Error, q: QueryEvent) => log.info({ ...fields(q), error: e.message }, "sql failed"));
 }
 
+function knexLog(log: Logger): Knex.Logger {
+  const write = (level: "warn" | "error" | "debug") => (message: unknown) =>
+    log[level]({ knex: typeof message === "string" ? message : String(message) }, "knex");
+  return { warn: write("warn"), error: write("error"), deprecate: write("warn"), debug: write("debug") };
+}
+
 /**
  * createDatabase is the service's one Knex instance: pg driver, snake_case
  * columns in PostgreSQL and camelCase in code, a bounded pool.
@@ -48,9 +57,14 @@ export function createDatabase(options: DatabaseOptions): Knex {
     client: "pg",
     connection: { connectionString: options.url, application_name: "blog-service" },
     pool: { min: 0, max: options.poolMax ?? 10 },
-    acquireConnectionTimeout: 10_000,
+    // A saturated pool answers quickly (UNAVAILABLE) instead of queueing without bound.
+    acquireConnectionTimeout: options.acquireTimeoutMs ?? 2_000,
     ...knexSnakeCaseMappers(),
+    // Knex's own warnings (e.g. "Acquire connection error" during an outage) go
+    // to the service log as JSON, not to the console.
+    ...(options.log && { log: knexLog(options.log) }),
   });
   if (options.logSql && options.log) logStatements(db, options.log);
+  boundStatementsToCalls(db);
   return db;
 }

@@ -2,6 +2,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Knex } from "knex";
+import pg from "pg";
 
 const directory = path.join(import.meta.dirname, "migrations");
 const migrationFile = /^\d{14}_[a-z0-9_]+\.(ts|js)$/;
@@ -22,17 +23,29 @@ const migrationSource: Knex.MigrationSource<string> = {
 // pg_advisory_lock key: two replicas starting at once migrate one after the other.
 const lockKey = 0x626c6f67; // "blog"
 
+/**
+ * The lock is held on a connection of its own, outside the pool, so the
+ * migrator can still use the pool (a pool of 1 would otherwise deadlock).
+ * It is a session lock: through a transaction-mode pooler (PgBouncer) it
+ * would stay behind on a server connection another client gets next, so a
+ * connection whose backend is not the one it was opened with (a pooler hands
+ * out keys of its own) is refused: migrations go to the primary directly
+ * (DATABASE_MIGRATION_URL).
+ */
 async function withMigrationLock<T>(db: Knex, work: () => Promise<T>): Promise<T> {
-  const lock = await db.client.acquireConnection();
+  const lock = new pg.Client(db.client.connectionSettings);
+  await lock.connect();
   try {
-    await db.raw("SELECT pg_advisory_lock(?)", [lockKey]).connection(lock);
-    try {
-      return await work();
-    } finally {
-      await db.raw("SELECT pg_advisory_unlock(?)", [lockKey]).connection(lock);
+    const { rows } = await lock.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+    if (rows[0]?.pid !== (lock as unknown as { processID: number }).processID) {
+      throw new Error(
+        "migrations need a direct connection to PostgreSQL, not a connection pooler: set DATABASE_MIGRATION_URL to the primary",
+      );
     }
+    await lock.query("SELECT pg_advisory_lock($1)", [lockKey]);
+    return await work();
   } finally {
-    await db.client.releaseConnection(lock);
+    await lock.end();
   }
 }
 

@@ -1,13 +1,24 @@
+import { status } from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import type { Config } from "../config.js";
+import { toServiceError } from "../grpc/errors.js";
 import type { Logger } from "../log.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { createDatabase } from "./knex.js";
+import { ReplicaSet } from "./replicas.js";
 
 /** OpenDatabase is the Knex instance plus how to close it and what it runs on. */
 export interface OpenDatabase {
   db: Knex;
-  /** close destroys the pool, then stops the embedded PostgreSQL if one was started. */
+  /** replicas are the read replicas (DATABASE_REPLICA_URLS); undefined when there are none. */
+  replicas: ReplicaSet | undefined;
+  /**
+   * migrator is the Knex migrations run on: DATABASE_MIGRATION_URL (a direct
+   * connection to the primary, when DATABASE_URL goes through a pooler),
+   * opened on first use, else db.
+   */
+  migrator(): Knex;
+  /** close destroys the pools, then stops the embedded PostgreSQL if one was started. */
   close(): Promise<void>;
 }
 
@@ -18,6 +29,9 @@ export interface OpenDatabase {
 export async function openDatabase(config: Config, log: Logger): Promise<OpenDatabase> {
   let url = config.databaseUrl;
   let stopEmbedded = async () => {};
+  if (url === undefined && (config.databaseReplicaUrls.length > 0 || config.databaseMigrationUrl !== undefined)) {
+    throw new Error("DATABASE_REPLICA_URLS and DATABASE_MIGRATION_URL need DATABASE_URL (the primary)");
+  }
   if (url === undefined) {
     const embedded = await startEmbeddedPostgres({
       dataDir: config.embeddedDataDir,
@@ -27,10 +41,31 @@ export async function openDatabase(config: Config, log: Logger): Promise<OpenDat
     url = embedded.url;
     stopEmbedded = () => embedded.stop();
   }
-  const db = createDatabase({ url, poolMax: config.poolMax, logSql: config.logSql, log });
+  const options = {
+    poolMax: config.poolMax,
+    acquireTimeoutMs: config.poolAcquireTimeoutMs,
+    logSql: config.logSql,
+    log,
+  };
+  const db = createDatabase({ url, ...options });
+  const replicas =
+    config.databaseReplicaUrls.length === 0
+      ? undefined
+      : ReplicaSet.open({
+          urls: config.databaseReplicaUrls,
+          ...options,
+          unreachable: (error) => toServiceError(error, () => {}).code === status.UNAVAILABLE,
+        });
+  const migrationUrl = config.databaseMigrationUrl;
+  let migrator: Knex | undefined;
   return {
     db,
+    replicas,
+    migrator: () =>
+      (migrator ??= migrationUrl === undefined ? db : createDatabase({ url: migrationUrl, poolMax: 2, log })),
     close: async () => {
+      if (migrator !== db) await migrator?.destroy();
+      await replicas?.close();
       await db.destroy();
       await stopEmbedded();
     },

@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { Client, Metadata } from "@grpc/grpc-js";
+import { Client, Metadata, status } from "@grpc/grpc-js";
 import type {
   CallOptions,
   ChannelCredentials,
@@ -12,7 +12,7 @@ import type {
   ServiceError as GrpcServiceError,
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { toServiceError, toStatus } from "./errors.js";
+import { ServiceError, errorInfo, toServiceError, toStatus } from "./errors.js";
 import type { ErrorLogger } from "./errors.js";
 
 /** CallContext is what a handler may know about its call besides the request. */
@@ -23,6 +23,8 @@ export interface CallContext {
   readonly signal: AbortSignal;
   readonly deadline: Date | undefined;
   readonly peer: string;
+  /** trailers go back with the status, on success and on failure (request id, commit LSN, ...). */
+  readonly trailers: Metadata;
 }
 
 type Init<M extends DescMessage> = MessageInitShape<M>;
@@ -48,13 +50,36 @@ export type Middleware = (
   next: (request: unknown, context: CallContext) => unknown,
 ) => (request: unknown, context: CallContext) => unknown;
 
+/**
+ * Undecodable stands in for request bytes that are not a valid message:
+ * grpc-js answers a throwing deserializer with INTERNAL, but bad bytes are the
+ * caller's fault, so the adapter answers INVALID_ARGUMENT itself.
+ */
+class Undecodable {}
+
+function decode(schema: DescMessage, bytes: Buffer): unknown {
+  try {
+    return fromBinary(schema, bytes);
+  } catch {
+    return new Undecodable();
+  }
+}
+
+/** decoded lets a well-formed request through and refuses undecodable bytes before any middleware. */
+function decoded(method: DescMethod, request: unknown): unknown {
+  if (!(request instanceof Undecodable)) return request;
+  throw new ServiceError(status.INVALID_ARGUMENT, `the request is not a valid ${method.input.typeName} message`, [
+    errorInfo("MALFORMED_REQUEST"),
+  ]);
+}
+
 function methodDefinition(method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
     path: `/${method.parent.typeName}/${method.name}`,
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: (value) => Buffer.from(toBinary(method.input, create(method.input, value as Init<DescMessage>))),
-    requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+    requestDeserialize: (bytes: Buffer) => decode(method.input, bytes),
     responseSerialize: (value) =>
       Buffer.from(toBinary(method.output, create(method.output, value as Init<DescMessage>))),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
@@ -67,20 +92,33 @@ export function serviceDefinition(service: DescService): ServiceDefinition {
   return Object.fromEntries(service.methods.map((m) => [m.localName, methodDefinition(m)]));
 }
 
+/** The abort reason of every cancelled call, built once: a DOMException per call costs measurably. */
+const cancelledReason = new ServiceError(status.CANCELLED, "the call was cancelled by the client or its deadline");
+
+/**
+ * callContext builds a handler's view of its call and a `settle` to call once
+ * the answer is decided: grpc-js also emits "cancelled" when the stream of a
+ * finished call closes, and only a cancel before the answer may abort.
+ */
 function callContext(
   method: DescMethod,
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
-): CallContext {
+): [CallContext, () => void] {
   const controller = new AbortController();
-  call.once("cancelled", () => controller.abort());
+  let settled = false;
+  call.once("cancelled", () => {
+    if (!settled) controller.abort(cancelledReason);
+  });
   const deadline = call.getDeadline();
-  return {
+  const context: CallContext = {
     method,
     metadata: call.metadata,
     signal: controller.signal,
     deadline: deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
     peer: call.getPeer(),
+    trailers: new Metadata(),
   };
+  return [context, () => (settled = true)];
 }
 
 async function writeAll(call: ServerWritableStream<unknown, unknown>, messages: AsyncIterable<unknown>) {
@@ -115,16 +153,27 @@ export function implement<S extends DescService>(
     const own = handlers[method.localName];
     if (own === undefined) throw new Error(`${service.typeName}.${method.name} has no handler`);
     const handler = (options.middleware ?? []).reduceRight((next, wrap) => wrap(next), own.bind(impl));
-    const fail = (error: unknown) => toStatus(toServiceError(error, options.logError));
+    const fail = (error: unknown, context: CallContext) => {
+      const answer = toStatus(toServiceError(error, options.logError));
+      answer.metadata?.merge(context.trailers);
+      return answer;
+    };
     if (method.methodKind === "unary") {
       return [
         method.localName,
-        (call: ServerUnaryCall<unknown, unknown>, callback: (e: unknown, v?: unknown) => void) => {
+        (call: ServerUnaryCall<unknown, unknown>, callback: (e: unknown, v?: unknown, t?: Metadata) => void) => {
+          const [context, settle] = callContext(method, call);
           Promise.resolve()
-            .then(() => handler(call.request, callContext(method, call)))
+            .then(() => handler(decoded(method, call.request), context))
             .then(
-              (response) => callback(null, response),
-              (error: unknown) => callback(fail(error)),
+              (response) => {
+                settle();
+                callback(null, response, context.trailers);
+              },
+              (error: unknown) => {
+                settle();
+                callback(fail(error, context));
+              },
             );
         },
       ];
@@ -133,11 +182,18 @@ export function implement<S extends DescService>(
       return [
         method.localName,
         (call: ServerWritableStream<unknown, unknown>) => {
+          const [context, settle] = callContext(method, call);
           Promise.resolve()
-            .then(() => writeAll(call, handler(call.request, callContext(method, call)) as AsyncIterable<unknown>))
+            .then(() => writeAll(call, handler(decoded(method, call.request), context) as AsyncIterable<unknown>))
             .then(
-              () => call.end(),
-              (error: unknown) => call.emit("error", fail(error)),
+              () => {
+                settle();
+                call.end(context.trailers);
+              },
+              (error: unknown) => {
+                settle();
+                call.emit("error", fail(error, context));
+              },
             );
         },
       ];

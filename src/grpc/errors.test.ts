@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { status } from "@grpc/grpc-js";
+import knex from "knex";
 import { ServiceError, notFound, toServiceError } from "./errors.js";
 
 function pgError(code: string, extra: Record<string, unknown> = {}) {
@@ -55,4 +56,22 @@ it("answers INTERNAL with a generic message for anything else, and logs the orig
   assert.equal(mapped.code, status.INTERNAL);
   assert.equal(mapped.message, "internal error");
   assert.deepEqual(logged, [original]);
+});
+
+it("answers UNAVAILABLE for a pool timeout and for connections lost under a query", () => {
+  const lost = [
+    new knex.KnexTimeoutError("Knex: Timeout acquiring a connection. The pool is probably full."),
+    new Error("Connection terminated unexpectedly"),
+    new Error("SELECT COUNT(*) AS count FROM users - Connection terminated unexpectedly"),
+    new Error("Client has encountered a connection error and is not queryable"),
+    Object.assign(new Error("wrapped"), { nativeError: new Error("Connection terminated unexpectedly") }),
+  ];
+  for (const error of lost) {
+    const logged: unknown[] = [];
+    const mapped = toServiceError(error, (e) => logged.push(e));
+    assert.equal(mapped.code, status.UNAVAILABLE, error.message);
+    assert.equal(mapped.message, "the request could not reach the database; retry");
+    assert.deepEqual(logged, [error]);
+  }
+  assert.equal(toServiceError(new Error("Connection reset by a bug"), () => {}).code, status.INTERNAL);
 });

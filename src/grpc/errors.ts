@@ -47,11 +47,22 @@ export interface FieldViolation {
   reason?: string;
 }
 
-/** invalidArgument lists every violation in the message and in one BadRequest. */
+/** maxViolations bounds how many violations one status lists (fewer when their text is long). */
+export const maxViolations = 20;
+
+/** invalidArgument lists the violations (up to maxViolations) in the message and in one BadRequest. */
 export function invalidArgument(reason: string, violations: FieldViolation[]): ServiceError {
-  const message = violations.map((v) => (v.field === "" ? v.description : `${v.field}: ${v.description}`)).join("; ");
+  // A status travels in HTTP/2 trailers, which clients cap (gRPC C-core at 8-16 KiB, Node at 64 KiB):
+  // a batch of 1000 bad items names the first few, and says how many more there are.
+  const lines = violations.map((v) => (v.field === "" ? v.description : `${v.field}: ${v.description}`));
+  let shown = Math.min(violations.length, maxViolations);
+  while (shown > 1 && lines.slice(0, shown).join("; ").length > maxMessageLength - 32) shown--;
+  const more = violations.length - shown;
+  const message = lines.slice(0, shown).join("; ") + (more > 0 ? `; and ${more} more` : "");
   const badRequest = create(BadRequestSchema, {
-    fieldViolations: violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason ?? "" })),
+    fieldViolations: violations
+      .slice(0, shown)
+      .map((v) => ({ field: v.field, description: v.description, reason: v.reason ?? "" })),
   });
   return new ServiceError(status.INVALID_ARGUMENT, message, [errorInfo(reason), anyPack(BadRequestSchema, badRequest)]);
 }
@@ -145,12 +156,37 @@ function sqlState(error: unknown): string | undefined {
   return undefined;
 }
 
+const unreachable: Mapped = {
+  code: status.UNAVAILABLE,
+  reason: "DATABASE_UNAVAILABLE",
+  message: "could not reach the database; retry",
+};
+
 function mapSqlState(state: string | undefined): Mapped | undefined {
   if (state === undefined) return undefined;
-  if (networkErrors.has(state)) {
-    return { code: status.UNAVAILABLE, reason: "DATABASE_UNAVAILABLE", message: "could not reach the database; retry" };
-  }
+  if (networkErrors.has(state)) return unreachable;
   return sqlStateCodes[state] ?? sqlStateCodes[state.slice(0, 3)] ?? sqlStateCodes[state.slice(0, 2)];
+}
+
+/**
+ * pg's errors (no SQLSTATE) for a connection that died under a query: the
+ * server was killed or restarted. Knex prefixes them with the statement.
+ */
+const connectionLost =
+  /(^|- )(Connection terminated|Client has encountered a connection error|Client was closed and is not queryable|timeout expired$)/;
+
+/**
+ * lostDatabase recognises the errors that mean "no database right now" but
+ * carry no SQLSTATE: Knex's pool timeout (KnexTimeoutError: no connection
+ * could be had in time) and pg's lost-connection errors, also when Objection
+ * wrapped them.
+ */
+function lostDatabase(error: unknown): Mapped | undefined {
+  for (const candidate of [error, (error as { nativeError?: unknown } | null)?.nativeError]) {
+    if (!(candidate instanceof Error)) continue;
+    if (candidate.name === "KnexTimeoutError" || connectionLost.test(candidate.message)) return unreachable;
+  }
+  return undefined;
 }
 
 /**
@@ -161,7 +197,7 @@ function mapSqlState(state: string | undefined): Mapped | undefined {
  */
 export function toServiceError(error: unknown, log: ErrorLogger): ServiceError {
   if (error instanceof ServiceError) return error;
-  const mapped = mapSqlState(sqlState(error));
+  const mapped = mapSqlState(sqlState(error)) ?? lostDatabase(error);
   if (mapped === undefined) {
     log(error, "unexpected error");
     return new ServiceError(status.INTERNAL, "internal error", [errorInfo("INTERNAL")]);
@@ -180,9 +216,20 @@ export function toServiceError(error: unknown, log: ErrorLogger): ServiceError {
 export function toStatus(error: ServiceError): Partial<StatusObject> {
   const metadata = new Metadata();
   const details = error.details.length > 0 ? error.details : [errorInfo(status[error.code])];
-  const rich = create(StatusSchema, { code: error.code, message: error.message, details });
+  const message = bounded(error.message);
+  const rich = create(StatusSchema, { code: error.code, message, details });
   metadata.set(statusDetailsKey, Buffer.from(toBinary(StatusSchema, rich)));
-  return { code: error.code, details: error.message, metadata };
+  return { code: error.code, details: message, metadata };
+}
+
+/** maxMessageLength keeps a message that echoes a long input well inside every client's trailer limit. */
+export const maxMessageLength = 1024;
+
+function bounded(message: string): string {
+  if (message.length <= maxMessageLength) return message;
+  let end = maxMessageLength - 1;
+  if (/[\uD800-\uDBFF]/.test(message[end - 1]!)) end--; // never split a surrogate pair (grpc-js encodeURI()s it)
+  return `${message.slice(0, end)}…`;
 }
 
 /**

@@ -14,6 +14,7 @@ export { ServingStatus };
 export class HealthStatus {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly changes = new EventEmitter({ captureRejections: true });
+  private readonly closing = new AbortController();
 
   constructor(services: string[], initial: ServingStatus) {
     this.changes.setMaxListeners(0);
@@ -40,15 +41,25 @@ export class HealthStatus {
     this.changes.emit("change", service, value);
   }
 
-  /** watch yields the current status of service, then each change, until signal aborts. */
+  /**
+   * close ends every watch once it has yielded the changes made before (the
+   * shutdown's NOT_SERVING), so open Watch streams cannot hold a server that
+   * is shutting down past its grace period.
+   */
+  close(): void {
+    this.closing.abort();
+  }
+
+  /** watch yields the current status of service, then each change, until signal aborts or close. */
   async *watch(service: string, signal: AbortSignal): AsyncGenerator<ServingStatus> {
+    const until = AbortSignal.any([signal, this.closing.signal]);
     yield this.get(service) ?? ServingStatus.SERVICE_UNKNOWN;
     try {
-      for await (const [changed, value] of on(this.changes, "change", { signal })) {
+      for await (const [changed, value] of on(this.changes, "change", { signal: until })) {
         if (changed === service) yield value as ServingStatus;
       }
     } catch (error) {
-      if (!signal.aborted) throw error;
+      if (!until.aborted) throw error;
     }
   }
 }

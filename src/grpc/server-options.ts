@@ -28,6 +28,13 @@ export const serverOptions = {
   "grpc.max_connection_age_ms": 300_000,
   /** Calls in flight on an aged connection get 30 s to finish before it is cut. */
   "grpc.max_connection_age_grace_ms": 30_000,
+  /**
+   * At most 100 calls run at once on one connection (HTTP/2
+   * SETTINGS_MAX_CONCURRENT_STREAMS), bounding the work one connection can
+   * start at once (grpc-js's default is unbounded). Further calls from grpc-js
+   * clients wait in the client until a stream frees up; they are not refused.
+   */
+  "grpc.max_concurrent_streams": 100,
 } as const satisfies ChannelOptions;
 
 /** serverOptionVariables are the environment variables (positive integers) that override serverOptions. */
@@ -38,6 +45,7 @@ export const serverOptionVariables = {
   GRPC_MAX_SEND_MESSAGE_BYTES: "grpc.max_send_message_length",
   GRPC_MAX_CONNECTION_AGE_MS: "grpc.max_connection_age_ms",
   GRPC_MAX_CONNECTION_AGE_GRACE_MS: "grpc.max_connection_age_grace_ms",
+  GRPC_MAX_CONCURRENT_STREAMS: "grpc.max_concurrent_streams",
 } as const satisfies Record<string, keyof typeof serverOptions>;
 
 /**

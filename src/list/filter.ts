@@ -155,7 +155,8 @@ export function parseFilter(text: string, fields: Record<string, FieldSpec>): Fi
       return inner;
     }
     if (token.kind !== "word") fail(`expected a field name ${at(token)}`);
-    const spec = fields[token.text];
+    // Own keys only: "constructor" or "__proto__" must not find Object.prototype's members.
+    const spec = Object.hasOwn(fields, token.text) ? fields[token.text] : undefined;
     if (spec === undefined) {
       fail(`unknown field "${token.text}" at position ${token.position}; filter on ${Object.keys(fields).join(", ")}`);
     }

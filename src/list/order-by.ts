@@ -30,7 +30,7 @@ export function parseOrderBy(text: string, columns: Record<string, string>, idCo
     ) {
       fail(`"${part.trim()}" is not "field" or "field desc"`);
     }
-    const column = columns[field];
+    const column = Object.hasOwn(columns, field) ? columns[field] : undefined; // not "constructor", ...
     if (column === undefined) fail(`cannot order by "${field}"; order by ${Object.keys(columns).join(", ")}`);
     if (terms.some((t) => t.field === field)) fail(`"${field}" appears twice`);
     terms.push({ field, column, descending: direction === "desc" });

@@ -1,5 +1,6 @@
 import { isSpanContextValid } from "@opentelemetry/api";
 import { status } from "@grpc/grpc-js";
+import { authenticatedCaller } from "../grpc/auth.js";
 import type { Logger } from "../log.js";
 import type { CallScope } from "./call-scope.js";
 import type { CallObserver } from "./observe.js";
@@ -11,12 +12,19 @@ export function elapsedMs(scope: CallScope): number {
 
 /**
  * logCalls writes one info line per finished call: which method, how it
- * ended, how long it took, who called, the request id and how many SQL
- * statements it ran. Request and response bodies are never logged.
+ * ended, how long it took, who called (peer, and the name of the bearer token
+ * when authentication is on), the request id and how many SQL statements it
+ * ran. Request and response bodies and metadata values are never logged.
  */
 export function logCalls(log: Logger): CallObserver {
+  const callers = new WeakMap<CallScope, string>();
   return {
+    start(scope, context) {
+      const caller = authenticatedCaller(context.metadata);
+      if (caller !== undefined) callers.set(scope, caller);
+    },
     end(scope, code) {
+      const caller = callers.get(scope);
       const ms = elapsedMs(scope);
       const trace = scope.span?.spanContext();
       const line = {
@@ -26,6 +34,7 @@ export function logCalls(log: Logger): CallObserver {
         grpcStatus: code,
         durationMs: ms,
         peer: scope.peer,
+        ...(caller === undefined ? {} : { caller }),
         requestId: scope.requestId,
         sqlStatements: scope.sqlStatements,
         ...(scope.type === "server_stream" ? { messagesSent: scope.messagesSent } : {}),

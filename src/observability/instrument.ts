@@ -22,12 +22,19 @@ export interface Instrumentation {
 
 /**
  * instrument wires logs, Prometheus metrics and OpenTelemetry spans for the
- * calls to `services` and the statements sent through `db`.
+ * calls to `services` and the statements sent through `db` and the read
+ * replicas (the pool gauges are db's).
  */
-export function instrument(deps: { db: Knex; log: Logger; services: readonly DescService[] }): Instrumentation {
+export function instrument(deps: {
+  db: Knex;
+  replicas?: readonly Knex[];
+  log: Logger;
+  services: readonly DescService[];
+}): Instrumentation {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const middleware = observeCalls([traceCalls(), grpcMetrics(registry, deps.services), logCalls(deps.log)]);
-  const stop = observeStatements(deps.db, [traceStatements(), dbMetrics(registry, deps.db)]);
-  return { middleware, registry, close: stop };
+  const statementObservers = [traceStatements(), dbMetrics(registry, deps.db)];
+  const stops = [deps.db, ...(deps.replicas ?? [])].map((db) => observeStatements(db, statementObservers));
+  return { middleware, registry, close: () => stops.forEach((stop) => stop()) };
 }

@@ -2,9 +2,10 @@ import { context as otelContext } from "@opentelemetry/api";
 import { status } from "@grpc/grpc-js";
 import type { CallContext, Middleware } from "../grpc/adapter.js";
 import { toServiceError } from "../grpc/errors.js";
+import { streamLifetimeExceeded } from "../grpc/stream-lifetime.js";
 import { newCallScope, runInCall } from "./call-scope.js";
 import type { CallScope } from "./call-scope.js";
-import { requestIdOf } from "./request-id.js";
+import { requestIdKey, requestIdOf } from "./request-id.js";
 
 /**
  * CallObserver is one concern that watches every call: logs, metrics,
@@ -23,6 +24,7 @@ const noLog = () => {};
 
 /** The status the client sees: a cancelled or expired call ends so whatever the handler did. */
 function finalCode(context: CallContext, error: unknown): status {
+  if (streamLifetimeExceeded(context.metadata)) return status.DEADLINE_EXCEEDED;
   if (context.deadline !== undefined && Date.now() >= context.deadline.getTime()) return status.DEADLINE_EXCEEDED;
   if (context.signal.aborted) return status.CANCELLED;
   // toServiceError is the adapter's own mapping; its logging is left to the adapter.
@@ -45,6 +47,7 @@ export function observeCalls(observers: readonly CallObserver[]): Middleware {
       peer: context.peer,
       requestId: requestIdOf(context.metadata),
     });
+    context.trailers.set(requestIdKey, scope.requestId);
     for (const o of observers) o.start?.(scope, context);
     let ended = false;
     const end = (error?: unknown) => {

@@ -1,6 +1,8 @@
 import type { Knex } from "knex";
 import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
 import { idempotentCreate } from "../db/idempotency.js";
+import { primaryReader } from "../db/read-routing.js";
+import type { Reader } from "../db/read-routing.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { WriteResult } from "../db/write-result.js";
 import { fetchPage, totalSize } from "../list/page.js";
@@ -18,9 +20,17 @@ export interface PostFields {
   content: string;
 }
 
-/** PostRepository holds every query on posts; each method takes an optional transaction. */
+/**
+ * PostRepository holds every query on posts; each method takes an optional
+ * transaction. Writes go to db (the primary); reads go through reader, which
+ * may pick a read replica. Every query that has a user id filters on
+ * posts.user_id, the column posts are distributed by on Citus.
+ */
 export class PostRepository {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly reader: Reader = primaryReader(db),
+  ) {}
 
   /** create inserts a post; a missing user surfaces as a foreign key violation. */
   async create(userId: bigint, fields: PostFields, trx?: Knex.Transaction): Promise<Post> {
@@ -47,7 +57,8 @@ export class PostRepository {
   }
 
   async get(id: bigint, trx?: Knex.Transaction): Promise<Post | undefined> {
-    return Post.query(trx ?? this.db).findById(String(id));
+    const get = async (db: Knex) => Post.query(db).findById(String(id));
+    return trx === undefined ? this.reader.read(get) : get(trx);
   }
 
   /** update changes the fields, bumps the version (etag) and update_time in one statement. */
@@ -58,40 +69,49 @@ export class PostRepository {
     if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
     const [post] = (await query.returning("*")) as unknown as Post[];
     if (post !== undefined) return { kind: "done", value: post };
-    return (await this.get(id)) !== undefined ? { kind: "stale" } : { kind: "missing" };
+    return (await this.exists(id)) ? { kind: "stale" } : { kind: "missing" };
   }
 
   async delete(id: bigint, expectedVersion?: bigint): Promise<WriteResult<true>> {
     const query = Post.query(this.db).delete().where("id", String(id));
     if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
     if ((await query) > 0) return { kind: "done", value: true };
-    return expectedVersion !== undefined && (await this.get(id)) !== undefined
-      ? { kind: "stale" }
-      : { kind: "missing" };
+    return expectedVersion !== undefined && (await this.exists(id)) ? { kind: "stale" } : { kind: "missing" };
   }
 
-  private base(userId: bigint): Knex.QueryBuilder {
-    const query = this.db("posts").select("posts.*");
+  /** exists asks the primary: a write decides between stale and missing on what it just saw. */
+  private async exists(id: bigint): Promise<boolean> {
+    return (await Post.query(this.db).findById(String(id)).select("id")) !== undefined;
+  }
+
+  private base(db: Knex, userId: bigint): Knex.QueryBuilder {
+    const query = db("posts").select("posts.*");
     if (userId !== 0n) query.where("posts.user_id", String(userId));
     return query;
   }
 
   /** list reads one keyset page of posts, of one user when userId is not 0. */
   async list(userId: bigint, query: ListQuery, size: number, tokens: PageTokens): Promise<Page<PostRow>> {
-    return fetchPage<PostRow & Record<string, unknown>>(this.base(userId), postsListing, query, size, tokens);
+    return this.reader.read((db) =>
+      fetchPage<PostRow & Record<string, unknown>>(this.base(db, userId), postsListing, query, size, tokens),
+    );
   }
 
   total(userId: bigint, query: ListQuery, mode: TotalSizeMode): Promise<bigint | undefined> {
-    const filtered = this.base(userId).clearSelect().select("posts.id");
-    query.apply(filtered);
-    return totalSize(this.db, filtered, mode);
+    return this.reader.read((db) => {
+      const filtered = this.base(db, userId).clearSelect().select("posts.id");
+      query.apply(filtered);
+      return totalSize(db, filtered, mode);
+    });
   }
 
   /** stream reads every matching post from a server-side cursor, honouring backpressure. */
   stream(userId: bigint, query: ListQuery): AsyncIterable<PostRow> {
-    const base = this.base(userId);
-    query.apply(base);
-    applyOrder(base, query.order);
-    return base.stream({ batchSize: 500 }) as AsyncIterable<PostRow>;
+    return this.reader.stream((db) => {
+      const base = this.base(db, userId);
+      query.apply(base);
+      applyOrder(base, query.order);
+      return base.stream({ batchSize: 500 }) as AsyncIterable<PostRow>;
+    });
   }
 }

@@ -8,6 +8,7 @@ import { ServiceError, errorInfo, notFound, required, staleEtag } from "../grpc/
 import { expectedVersion } from "../grpc/etag.js";
 import { maskedPaths } from "../grpc/field-mask.js";
 import { requestHash } from "../grpc/request-hash.js";
+import { trimWhiteSpace } from "../grpc/trim.js";
 import { exportBatches } from "../list/export.js";
 import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
@@ -27,7 +28,7 @@ async function forExistingUser<T>(userId: bigint, write: () => Promise<T>): Prom
 }
 
 function fieldsOf(post: { title: string; content: string }): PostFields {
-  return { title: post.title.trim(), content: post.content };
+  return { title: trimWhiteSpace(post.title), content: post.content };
 }
 
 /** postService implements blog.v1.PostService over the post repository. */
@@ -69,7 +70,7 @@ export function postService(
       const post = required(request.post, "post");
       const paths = maskedPaths(PostSchema, post, request.updateMask);
       const fields: Partial<PostFields> = {};
-      if (paths.has("title")) fields.title = post.title.trim();
+      if (paths.has("title")) fields.title = trimWhiteSpace(post.title);
       if (paths.has("content")) fields.content = post.content;
       const version = expectedVersion(post.etag);
       if (Object.keys(fields).length === 0) {

@@ -1,6 +1,8 @@
 import type { Knex } from "knex";
 import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
 import { idempotentCreate } from "../db/idempotency.js";
+import { primaryReader } from "../db/read-routing.js";
+import type { Reader } from "../db/read-routing.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { WriteResult } from "../db/write-result.js";
 import { fetchPage, totalSize } from "../list/page.js";
@@ -23,10 +25,14 @@ export const postsPerUserInList = 100;
 
 /**
  * UserRepository holds every query on users. Each method takes an optional
- * transaction so multi-step writes can share one.
+ * transaction so multi-step writes can share one. Writes go to db (the
+ * primary); reads go through reader, which may pick a read replica.
  */
 export class UserRepository {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly reader: Reader = primaryReader(db),
+  ) {}
 
   async create(fields: UserFields, trx?: Knex.Transaction): Promise<User> {
     return User.query(trx ?? this.db)
@@ -46,14 +52,19 @@ export class UserRepository {
 
   /** get returns the user, with posts oldest first when withPosts (two statements). */
   async get(id: bigint, options: { withPosts: boolean }, trx?: Knex.Transaction): Promise<User | undefined> {
-    const query = User.query(trx ?? this.db).findById(String(id));
-    return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
+    const get = async (db: Knex) => {
+      const query = User.query(db).findById(String(id));
+      return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
+    };
+    return trx === undefined ? this.reader.read(get) : get(trx);
   }
 
   /** getMany returns the users with these ids, in no particular order (two statements withPosts). */
   async getMany(ids: bigint[], options: { withPosts: boolean }): Promise<User[]> {
-    const query = User.query(this.db).findByIds(ids.map(String));
-    return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
+    return this.reader.read(async (db) => {
+      const query = User.query(db).findByIds(ids.map(String));
+      return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
+    });
   }
 
   /**
@@ -85,8 +96,11 @@ export class UserRepository {
 
   /** count is the demo's raw SQL. */
   async count(trx?: Knex.Transaction): Promise<bigint> {
-    const result = await (trx ?? this.db).raw<{ rows: { count: bigint }[] }>("SELECT COUNT(*) AS count FROM users");
-    return result.rows[0]?.count ?? 0n;
+    const count = async (db: Knex) => {
+      const result = await db.raw<{ rows: { count: bigint }[] }>("SELECT COUNT(*) AS count FROM users");
+      return result.rows[0]?.count ?? 0n;
+    };
+    return trx === undefined ? this.reader.read(count) : count(trx);
   }
 
   /**
@@ -94,9 +108,19 @@ export class UserRepository {
    * posts with one more statement (Objection fetchGraph, the withGraphFetched
    * of already loaded models), capped per user with a LATERAL LIMIT.
    */
-  async list(query: ListQuery, size: number, withPosts: boolean, tokens: PageTokens): Promise<Page<User>> {
+  list(query: ListQuery, size: number, withPosts: boolean, tokens: PageTokens): Promise<Page<User>> {
+    return this.reader.read((db) => this.listOn(db, query, size, withPosts, tokens));
+  }
+
+  private async listOn(
+    db: Knex,
+    query: ListQuery,
+    size: number,
+    withPosts: boolean,
+    tokens: PageTokens,
+  ): Promise<Page<User>> {
     const page = await fetchPage<Record<string, unknown>>(
-      this.db("users").select("users.*"),
+      db("users").select("users.*"),
       usersListing,
       query,
       size,
@@ -105,7 +129,7 @@ export class UserRepository {
     const users = page.rows.map((row) => User.fromJson(row, { skipValidation: true }));
     if (withPosts && users.length > 0) {
       const ids = users.map((u) => String(u.id));
-      await User.fetchGraph(users, "posts(oldestFirst)", { transaction: this.db }).modifyGraph("posts", (posts) =>
+      await User.fetchGraph(users, "posts(oldestFirst)", { transaction: db }).modifyGraph("posts", (posts) =>
         posts.whereRaw(
           `posts.id IN (SELECT p.id FROM unnest(?::bigint[]) AS u(id)
              CROSS JOIN LATERAL (SELECT id FROM posts WHERE user_id = u.id ORDER BY id LIMIT ?) AS p)`,
@@ -118,16 +142,20 @@ export class UserRepository {
 
   /** total counts the users matching the query's filter, exactly or estimated. */
   total(query: ListQuery, mode: TotalSizeMode): Promise<bigint | undefined> {
-    const filtered = this.db("users").select("users.id");
-    query.apply(filtered);
-    return totalSize(this.db, filtered, mode);
+    return this.reader.read((db) => {
+      const filtered = db("users").select("users.id");
+      query.apply(filtered);
+      return totalSize(db, filtered, mode);
+    });
   }
 
   /** stream reads every matching user from a server-side cursor, honouring backpressure. */
   stream(query: ListQuery): AsyncIterable<UserRow> {
-    const base = this.db("users").select("users.*");
-    query.apply(base);
-    applyOrder(base, query.order);
-    return base.stream({ batchSize: 500 }) as AsyncIterable<UserRow>;
+    return this.reader.stream((db) => {
+      const base = db("users").select("users.*");
+      query.apply(base);
+      applyOrder(base, query.order);
+      return base.stream({ batchSize: 500 }) as AsyncIterable<UserRow>;
+    });
   }
 }

@@ -7,6 +7,7 @@ import { ServiceError, errorInfo, invalidArgument, notFound, required, staleEtag
 import { expectedVersion } from "../grpc/etag.js";
 import { maskedPaths } from "../grpc/field-mask.js";
 import { requestHash } from "../grpc/request-hash.js";
+import { trimWhiteSpace } from "../grpc/trim.js";
 import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
 import { exportBatches } from "../list/export.js";
@@ -30,7 +31,7 @@ export function userService(
   return {
     async createUser(request) {
       const user = required(request.user, "user");
-      const fields = { name: user.name.trim(), age: user.age };
+      const fields = { name: trimWhiteSpace(user.name), age: user.age };
       if (request.requestId === "") return { user: userToProto(await users.create(fields)) };
       const result = await users.createOnce(fields, {
         requestId: request.requestId,
@@ -56,7 +57,7 @@ export function userService(
       const user = required(request.user, "user");
       const paths = maskedPaths(UserSchema, user, request.updateMask);
       const fields: Partial<UserFields> = {};
-      if (paths.has("name")) fields.name = user.name.trim();
+      if (paths.has("name")) fields.name = trimWhiteSpace(user.name);
       if (paths.has("age")) fields.age = user.age;
       const version = expectedVersion(user.etag);
       if (Object.keys(fields).length === 0) {

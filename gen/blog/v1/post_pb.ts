@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file blog/v1/post.proto.
  */
 export const file_blog_v1_post: GenFile = /*@__PURE__*/
-  fileDesc("ChJibG9nL3YxL3Bvc3QucHJvdG8SB2Jsb2cudjEi0wIKBFBvc3QSCgoCaWQYASABKAMSDwoHdXNlcl9pZBgCIAEoAxKhAQoFdGl0bGUYAyABKAlCkQG6SI0BugGJAQoZcG9zdC50aXRsZS50cmltbWVkX2xlbmd0aBI2bXVzdCBiZSAxIHRvIDMwMCBjaGFyYWN0ZXJzIGFmdGVyIHRyaW1taW5nIHdoaXRlIHNwYWNlGjR0aGlzLnRyaW0oKS5zaXplKCkgPj0gMSAmJiB0aGlzLnRyaW0oKS5zaXplKCkgPD0gMzAwEhoKB2NvbnRlbnQYBCABKAlCCbpIBnIEGKCNBhIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYByABKAliBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChJibG9nL3YxL3Bvc3QucHJvdG8SB2Jsb2cudjEiiQQKBFBvc3QSCgoCaWQYASABKAMSDwoHdXNlcl9pZBgCIAEoAxL7AQoFdGl0bGUYAyABKAlC6wG6SOcBugGJAQoZcG9zdC50aXRsZS50cmltbWVkX2xlbmd0aBI2bXVzdCBiZSAxIHRvIDMwMCBjaGFyYWN0ZXJzIGFmdGVyIHRyaW1taW5nIHdoaXRlIHNwYWNlGjR0aGlzLnRyaW0oKS5zaXplKCkgPj0gMSAmJiB0aGlzLnRyaW0oKS5zaXplKCkgPD0gMzAwugFXChFwb3N0LnRpdGxlLm5vX251bBIobXVzdCBub3QgY29udGFpbiBOVUwgY2hhcmFjdGVycyAoVSswMDAwKRoYIXRoaXMuY29udGFpbnMoJ1x1MDAwMCcpEnYKB2NvbnRlbnQYBCABKAlCZbpIYroBWQoTcG9zdC5jb250ZW50Lm5vX251bBIobXVzdCBub3QgY29udGFpbiBOVUwgY2hhcmFjdGVycyAoVSswMDAwKRoYIXRoaXMuY29udGFpbnMoJ1x1MDAwMCcpcgQYoI0GEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgHIAEoCWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Post is a piece of writing owned by one user.
@@ -39,14 +39,16 @@ export type Post = Message<"blog.v1.Post"> & {
 
   /**
    * title is the post's title: 1 to 300 characters once leading and trailing
-   * white space is trimmed (the server stores it trimmed).
+   * white space (Unicode White_Space) is trimmed (the server stores it
+   * trimmed), without NUL characters.
    *
    * @generated from field: string title = 3;
    */
   title: string;
 
   /**
-   * content is the post's body: up to 100,000 characters.
+   * content is the post's body: up to 100,000 characters, without NUL
+   * characters.
    *
    * @generated from field: string content = 4;
    */

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file blog/v1/user.proto.
  */
 export const file_blog_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChJibG9nL3YxL3VzZXIucHJvdG8SB2Jsb2cudjEi2wIKBFVzZXISCgoCaWQYASABKAMSnwEKBG5hbWUYAiABKAlCkAG6SIwBugGIAQoYdXNlci5uYW1lLnRyaW1tZWRfbGVuZ3RoEjZtdXN0IGJlIDEgdG8gMjAwIGNoYXJhY3RlcnMgYWZ0ZXIgdHJpbW1pbmcgd2hpdGUgc3BhY2UaNHRoaXMudHJpbSgpLnNpemUoKSA+PSAxICYmIHRoaXMudHJpbSgpLnNpemUoKSA8PSAyMDASFwoDYWdlGAMgASgFQgq6SAcaBRiWASgAEhwKBXBvc3RzGAQgAygLMg0uYmxvZy52MS5Qb3N0Ei8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgHIAEoCSpOCghVc2VyVmlldxIZChVVU0VSX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9VU0VSX1ZJRVdfQkFTSUMQARISCg5VU0VSX1ZJRVdfRlVMTBACYgZwcm90bzM", [file_blog_v1_post, file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChJibG9nL3YxL3VzZXIucHJvdG8SB2Jsb2cudjEitAMKBFVzZXISCgoCaWQYASABKAMS+AEKBG5hbWUYAiABKAlC6QG6SOUBugGIAQoYdXNlci5uYW1lLnRyaW1tZWRfbGVuZ3RoEjZtdXN0IGJlIDEgdG8gMjAwIGNoYXJhY3RlcnMgYWZ0ZXIgdHJpbW1pbmcgd2hpdGUgc3BhY2UaNHRoaXMudHJpbSgpLnNpemUoKSA+PSAxICYmIHRoaXMudHJpbSgpLnNpemUoKSA8PSAyMDC6AVYKEHVzZXIubmFtZS5ub19udWwSKG11c3Qgbm90IGNvbnRhaW4gTlVMIGNoYXJhY3RlcnMgKFUrMDAwMCkaGCF0aGlzLmNvbnRhaW5zKCdcdTAwMDAnKRIXCgNhZ2UYAyABKAVCCrpIBxoFGJYBKAASHAoFcG9zdHMYBCADKAsyDS5ibG9nLnYxLlBvc3QSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAcgASgJKk4KCFVzZXJWaWV3EhkKFVVTRVJfVklFV19VTlNQRUNJRklFRBAAEhMKD1VTRVJfVklFV19CQVNJQxABEhIKDlVTRVJfVklFV19GVUxMEAJiBnByb3RvMw", [file_blog_v1_post, file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * User is a person who writes posts.
@@ -33,7 +33,8 @@ export type User = Message<"blog.v1.User"> & {
 
   /**
    * name is the user's display name: 1 to 200 characters once leading and
-   * trailing white space is trimmed (the server stores it trimmed).
+   * trailing white space (Unicode White_Space) is trimmed (the server stores
+   * it trimmed), without NUL characters.
    *
    * @generated from field: string name = 2;
    */

@@ -1,0 +1,105 @@
+import path from "node:path";
+import { parseArgs } from "node:util";
+
+/** Implementation names every scenario runs against, in report order. */
+export const implementations = ["service", "peer", "pg", "echo"] as const;
+
+/** Implementation is one of the things a scenario is measured on. */
+export type Implementation = (typeof implementations)[number];
+
+/** BenchOptions is the command line of `npm run bench`, parsed and defaulted once. */
+export interface BenchOptions {
+  quick: boolean;
+  users: number;
+  postsPerUser: number;
+  concurrency: number[];
+  warmupMs: number;
+  durationMs: number;
+  /** rounds splits each timed phase into slices taken in turn by every implementation. */
+  rounds: number;
+  pool: number;
+  workers: number;
+  scenarios: string[] | undefined;
+  implementations: Implementation[];
+  outDir: string;
+  /** profile runs every server process with --cpu-prof, profiles in bench/results/tmp/profiles/<impl>/. */
+  profile: boolean;
+}
+
+const usage = `npm run bench -- [options]
+  --quick                 every scenario very briefly on a tiny data set (CI)
+  --users N               seeded users (default 100000; --quick 200)
+  --posts-per-user M      seeded posts per user (default 10)
+  --concurrency 1,16,64   calls kept in flight (default 1,16,64; --quick 1,4)
+  --warmup S              warm-up seconds per implementation (default 3; --quick 0.2)
+  --duration S            timed seconds per implementation (default 10; --quick 0.5)
+  --rounds R              timed slices per implementation, interleaved (default 5; --quick 1)
+  --pool N                PostgreSQL pool size of every implementation (default 10)
+  --workers N             load generator threads (default 1)
+  --scenario ID           run only these scenarios (repeatable)
+  --impl NAME             run only these implementations (repeatable; service always runs)
+  --out DIR               where results go (default bench/results; --quick bench/results/tmp)
+  --profile               V8 CPU profiles of the server processes in bench/results/tmp/profiles/<impl>/
+                          (one file per thread; the largest is the main thread)`;
+
+function number(value: string | undefined, name: string, fallback: number, integer = true): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isSafeInteger(n))) {
+    throw new Error(`--${name} must be a positive ${integer ? "integer" : "number"}, got "${value}"\n\n${usage}`);
+  }
+  return n;
+}
+
+/** parseBenchArgs reads argv; --quick changes the defaults, explicit flags still win. */
+export function parseBenchArgs(argv: string[], root: string): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      users: { type: "string" },
+      "posts-per-user": { type: "string" },
+      concurrency: { type: "string" },
+      warmup: { type: "string" },
+      duration: { type: "string" },
+      rounds: { type: "string" },
+      pool: { type: "string" },
+      workers: { type: "string" },
+      scenario: { type: "string", multiple: true },
+      impl: { type: "string", multiple: true },
+      out: { type: "string" },
+      profile: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const quick = values.quick;
+  const concurrency = (values.concurrency ?? (quick ? "1,4" : "1,16,64"))
+    .split(",")
+    .map((c) => number(c.trim(), "concurrency", 1));
+  const chosen = values.impl ?? [...implementations];
+  for (const name of chosen) {
+    if (!(implementations as readonly string[]).includes(name)) {
+      throw new Error(`--impl must be one of ${implementations.join(", ")}, got "${name}"`);
+    }
+  }
+  return {
+    quick,
+    users: number(values.users, "users", quick ? 200 : 100_000),
+    postsPerUser: number(values["posts-per-user"], "posts-per-user", 10),
+    concurrency,
+    warmupMs: number(values.warmup, "warmup", quick ? 0.2 : 3, false) * 1000,
+    durationMs: number(values.duration, "duration", quick ? 0.5 : 10, false) * 1000,
+    rounds: number(values.rounds, "rounds", quick ? 1 : 5),
+    pool: number(values.pool, "pool", 10),
+    workers: number(values.workers, "workers", 1),
+    scenarios: values.scenario,
+    implementations: implementations.filter((i) => i === "service" || chosen.includes(i)),
+    outDir: path.resolve(root, values.out ?? (quick ? "bench/results/tmp" : "bench/results")),
+    profile: values.profile,
+  };
+}

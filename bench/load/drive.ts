@@ -1,0 +1,54 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import type { Histogram } from "hdr-histogram-js";
+import type { DataSet, Scenario } from "../scenarios/scenario.js";
+import type { PhaseCounts } from "./protocol.js";
+import type { Target } from "./target.js";
+
+/** encodeRequest draws a random request of the scenario and encodes it once. */
+export function encodeRequest(scenario: Scenario, data: DataSet, sample = false): Buffer {
+  const init = sample ? scenario.sample(data) : scenario.request(data);
+  const bytes = toBinary(scenario.method.input, create(scenario.method.input, init));
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * drive keeps `lanes` calls in flight until durationMs has passed (a closed
+ * loop: each lane starts its next call when the previous one ends), then waits
+ * for the calls still running. Successful latencies go to histogram, in
+ * microseconds. stopped ends the phase early (the run is being torn down).
+ */
+export function drive(
+  target: Target,
+  scenario: Scenario,
+  data: DataSet,
+  lanes: number,
+  durationMs: number,
+  histogram: Histogram | undefined,
+  stopped: () => boolean,
+): Promise<PhaseCounts> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const deadline = started + durationMs;
+    const counts: PhaseCounts = { calls: 0, errors: 0, errorSample: undefined, elapsedMs: 0 };
+    let running = lanes;
+    const next = () => {
+      if (stopped() || performance.now() >= deadline) {
+        if (--running === 0) resolve({ ...counts, elapsedMs: performance.now() - started });
+        return;
+      }
+      const request = encodeRequest(scenario, data);
+      const callStarted = performance.now();
+      target.call(scenario, request, false, (error) => {
+        if (error === undefined) {
+          counts.calls++;
+          histogram?.recordValue(Math.max(1, Math.round((performance.now() - callStarted) * 1000)));
+        } else {
+          counts.errors++;
+          counts.errorSample ??= error;
+        }
+        next();
+      });
+    };
+    for (let lane = 0; lane < lanes; lane++) next();
+  });
+}

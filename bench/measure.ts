@@ -1,0 +1,90 @@
+import type { BenchOptions, Implementation } from "./args.js";
+import type { LoadGenerator } from "./load/generator.js";
+import { newHistogram } from "./load/histogram.js";
+import type { TargetRef } from "./load/protocol.js";
+import { measure } from "./report/results.js";
+import type { Measurement, Tally } from "./report/results.js";
+import type { Scenario } from "./scenarios/scenario.js";
+import { PeakMemory } from "./servers/memory.js";
+import type { RunningServer } from "./servers/spawn.js";
+
+/** Bench is what measuring needs: the options, the load generator, and the running servers. */
+export interface Bench {
+  options: BenchOptions;
+  load: LoadGenerator;
+  targets: Map<Implementation, TargetRef>;
+  servers: Map<Implementation, RunningServer>;
+}
+
+const rotate = <T>(items: T[], by: number) => items.map((_, i) => items[(i + by) % items.length]!);
+
+function newTally(): Tally {
+  return {
+    histogram: newHistogram(),
+    calls: 0,
+    errors: 0,
+    errorSample: undefined,
+    elapsedMs: 0,
+    statements: undefined,
+    peakRss: undefined,
+  };
+}
+
+/**
+ * measureAt runs one scenario at one concurrency on every implementation:
+ * a warm-up each, then `rounds` timed slices taken in turn (the order rotates
+ * every round), so a noisy neighbour hurts everyone alike.
+ */
+async function measureAt(bench: Bench, scenario: Scenario, concurrency: number): Promise<Measurement[]> {
+  const { options, load, targets, servers } = bench;
+  const impls = [...targets.keys()];
+  const tallies = new Map(impls.map((impl) => [impl, newTally()]));
+  for (const impl of impls) {
+    const warm = await load.run(targets.get(impl)!, scenario.id, concurrency, options.warmupMs, false);
+    const tally = tallies.get(impl)!;
+    tally.errors += warm.errors;
+    tally.errorSample ??= warm.errorSample && `warm-up: ${warm.errorSample}`;
+  }
+  const peaks = new Map([...servers].map(([impl, server]) => [impl, new PeakMemory(server.pid)]));
+  const slice = options.durationMs / options.rounds;
+  for (let round = 0; round < options.rounds; round++) {
+    for (const impl of rotate(impls, round)) {
+      const server = servers.get(impl);
+      const before = (await server?.statements()) ?? 0;
+      const result = await load.run(targets.get(impl)!, scenario.id, concurrency, slice, true);
+      const sent = server ? (await server.statements()) - before : result.statements;
+      const tally = tallies.get(impl)!;
+      tally.histogram.add(result.histogram!);
+      result.histogram!.destroy();
+      tally.calls += result.calls;
+      tally.errors += result.errors;
+      tally.errorSample ??= result.errorSample;
+      tally.elapsedMs += result.elapsedMs;
+      tally.statements = (tally.statements ?? 0) + sent;
+    }
+  }
+  for (const [impl, peak] of peaks) tallies.get(impl)!.peakRss = peak.stop();
+  return impls.map((impl) => {
+    const tally = tallies.get(impl)!;
+    const m = measure(impl, concurrency, tally);
+    tally.histogram.destroy();
+    return m;
+  });
+}
+
+/** measureScenario sweeps the concurrency levels, printing a line per level. */
+export async function measureScenario(bench: Bench, scenario: Scenario): Promise<Measurement[]> {
+  const all: Measurement[] = [];
+  for (const concurrency of bench.options.concurrency) {
+    const measured = await measureAt(bench, scenario, concurrency);
+    const line = measured
+      .map(
+        (m) =>
+          `${m.implementation} ${Math.round(m.callsPerSecond)}/s p99 ${m.p99Ms} ms${m.errors ? ` ${m.errors} errors` : ""}`,
+      )
+      .join(" | ");
+    console.log(`  ${scenario.title} @${concurrency}: ${line}`);
+    all.push(...measured);
+  }
+  return all;
+}

@@ -1,0 +1,112 @@
+import type { Histogram } from "hdr-histogram-js";
+import type { Implementation } from "../args.js";
+import type { DataSet } from "../scenarios/scenario.js";
+
+/** Ratio is service (or peer) divided by another implementation: above 1 is more calls/s or a slower p99. */
+export interface Ratio {
+  callsPerSecond: number;
+  p99: number;
+}
+
+/** Measurement is one implementation at one concurrency, over every timed slice. */
+export interface Measurement {
+  implementation: Implementation;
+  concurrency: number;
+  calls: number;
+  callsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  errors: number;
+  errorSample: string | null;
+  /** peakRssMb is the server process's peak resident set; null for the in-process pg limit. */
+  peakRssMb: number | null;
+  /** statementsPerRpc is SQL statements sent per successful call; null where not counted. */
+  statementsPerRpc: number | null;
+  vsPeer?: Ratio;
+  vsLimit?: Ratio;
+}
+
+/** ScenarioResult is a scenario's verification and measurements. */
+export interface ScenarioResult {
+  id: string;
+  title: string;
+  method: string;
+  limit: "pg" | "echo";
+  /** verification is "ok" or why an implementation's sample answer differs from the service's. */
+  verification: Partial<Record<Implementation, string>>;
+  measurements: Measurement[];
+}
+
+/** BenchResults is bench/results/latest.json. */
+export interface BenchResults {
+  generatedAt: string;
+  command: string;
+  quick: boolean;
+  machine: { cpus: number; cpuModel: string; memoryGb: number; os: string };
+  node: string;
+  postgres: string;
+  database: string;
+  dataSet: DataSet & { posts: number };
+  settings: {
+    concurrency: number[];
+    warmupMs: number;
+    durationMs: number;
+    rounds: number;
+    pool: number;
+    workers: number;
+  };
+  scenarios: ScenarioResult[];
+}
+
+/** Tally accumulates one implementation at one concurrency over the interleaved slices. */
+export interface Tally {
+  histogram: Histogram;
+  calls: number;
+  errors: number;
+  errorSample: string | undefined;
+  elapsedMs: number;
+  statements: number | undefined;
+  peakRss: number | undefined;
+}
+
+const round = (n: number, digits: number) => Number(n.toFixed(digits));
+const ms = (us: number) => round(us / 1000, 3);
+
+/** measure turns a tally into the figures reported. */
+export function measure(implementation: Implementation, concurrency: number, tally: Tally): Measurement {
+  const h = tally.histogram;
+  return {
+    implementation,
+    concurrency,
+    calls: tally.calls,
+    callsPerSecond: tally.elapsedMs > 0 ? round((tally.calls * 1000) / tally.elapsedMs, 1) : 0,
+    p50Ms: ms(h.getValueAtPercentile(50)),
+    p99Ms: ms(h.getValueAtPercentile(99)),
+    p999Ms: ms(h.getValueAtPercentile(99.9)),
+    maxMs: ms(h.maxValue),
+    errors: tally.errors,
+    errorSample: tally.errorSample ?? null,
+    peakRssMb: tally.peakRss === undefined ? null : round(tally.peakRss / 2 ** 20, 1),
+    statementsPerRpc:
+      tally.statements === undefined || tally.calls === 0 ? null : round(tally.statements / tally.calls, 2),
+  };
+}
+
+function ratio(a: Measurement, b: Measurement | undefined): Ratio | undefined {
+  if (b === undefined || b.callsPerSecond === 0 || b.p99Ms === 0) return undefined;
+  return { callsPerSecond: round(a.callsPerSecond / b.callsPerSecond, 2), p99: round(a.p99Ms / b.p99Ms, 2) };
+}
+
+/** addRatios fills service/peer and service/limit (and peer/limit) at each concurrency. */
+export function addRatios(scenario: ScenarioResult): void {
+  const at = (impl: Implementation, c: number) =>
+    scenario.measurements.find((m) => m.implementation === impl && m.concurrency === c);
+  for (const m of scenario.measurements) {
+    if (m.implementation === "service") m.vsPeer = ratio(m, at("peer", m.concurrency));
+    if (m.implementation === "service" || m.implementation === "peer") {
+      m.vsLimit = ratio(m, at(scenario.limit, m.concurrency));
+    }
+  }
+}

@@ -1,0 +1,11 @@
+import { createPost } from "./create-post.js";
+import { getUserBasic } from "./get-user-basic.js";
+import { getUserFull } from "./get-user-full.js";
+import type { Scenario } from "./scenario.js";
+import { updateUser } from "./update-user.js";
+
+/**
+ * scenarios run in this order: reads first, so GetUser FULL still finds the
+ * seeded number of posts before the writes add more.
+ */
+export const scenarios: Scenario[] = [getUserBasic, getUserFull, updateUser, createPost];

@@ -1,0 +1,49 @@
+import { unbound } from "./call-deadlines.js";
+
+interface Waiter<V> {
+  resolve(value: V): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Batcher coalesces the loads that arrive during one turn of the event loop
+ * into a single call of `run` (DataLoader-style): under concurrency, N point
+ * reads become one `WHERE id = ANY(...)` statement. A batch serves several
+ * calls, so it runs unbound by any one caller's deadline or cancel.
+ */
+export class Batcher<K, V> {
+  private pending = new Map<K, Waiter<V>[]>();
+  private scheduled = false;
+
+  /** run receives distinct keys and returns one value per key (undefined: none). */
+  constructor(
+    private readonly run: (keys: K[]) => Promise<Map<K, V>>,
+    private readonly missing: V,
+  ) {}
+
+  load(key: K): Promise<V> {
+    return new Promise((resolve, reject) => {
+      const waiters = this.pending.get(key);
+      if (waiters) waiters.push({ resolve, reject });
+      else this.pending.set(key, [{ resolve, reject }]);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = new Map();
+    this.scheduled = false;
+    unbound(() => this.run([...batch.keys()])).then(
+      (values) => {
+        for (const [key, waiters] of batch) for (const w of waiters) w.resolve(values.get(key) ?? this.missing);
+      },
+      (error: unknown) => {
+        for (const waiters of batch.values()) for (const w of waiters) w.reject(error);
+      },
+    );
+  }
+}

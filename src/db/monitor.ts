@@ -1,0 +1,108 @@
+import { setTimeout as delay } from "node:timers/promises";
+import type { Knex } from "knex";
+import pg from "pg";
+
+/** DatabaseMonitorOptions says how often to probe and whom to tell. */
+export interface DatabaseMonitorOptions {
+  /** intervalMs is the time between the end of one probe and the start of the next. */
+  intervalMs: number;
+  /** timeoutMs bounds connecting and answering `SELECT 1`; slower counts as unreachable. */
+  timeoutMs: number;
+  /** onChange hears the first verdict and every change: true when the database answers. */
+  onChange(reachable: boolean): void;
+  /** suspicious picks the statement errors that call for a probe at once (a lost connection, ...). */
+  suspicious?(error: unknown): boolean;
+}
+
+/** DatabaseMonitor is a running probe; start and stop it with the server. */
+export interface DatabaseMonitor {
+  /** start probes once (so onChange has spoken when it resolves), then keeps probing. */
+  start(): Promise<void>;
+  /** stop ends probing and closes the probe's connection; onChange is not called again. */
+  stop(): Promise<void>;
+}
+
+type Settings = pg.ClientConfig;
+
+/**
+ * monitorDatabase watches whether PostgreSQL answers, so health can report
+ * NOT_SERVING while it is away and SERVING again when it is back, without a
+ * restart. It probes with `SELECT 1` on a connection of its own, outside the
+ * pool, so a busy pool is not mistaken for a lost database; a statement that
+ * fails in a suspicious way triggers a probe without waiting for the timer.
+ */
+export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): DatabaseMonitor {
+  const settings = (db.client as unknown as { connectionSettings: Settings }).connectionSettings;
+  let client: pg.Client | undefined;
+  let reachable: boolean | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let probing: Promise<void> | undefined;
+
+  const drop = async (c: pg.Client | undefined) => {
+    if (c === undefined) return;
+    if (client === c) client = undefined;
+    await c.end().catch(() => {});
+  };
+  const connect = async () => {
+    const c = new pg.Client({
+      ...settings,
+      application_name: `${settings.application_name ?? "blog-service"} health probe`,
+      connectionTimeoutMillis: options.timeoutMs,
+      query_timeout: options.timeoutMs,
+    });
+    c.on("error", () => void drop(c));
+    try {
+      await c.connect();
+    } catch (error) {
+      void drop(c);
+      throw error;
+    }
+    return c;
+  };
+  const verdict = (now: boolean) => {
+    if (stopped || now === reachable) return;
+    reachable = now;
+    options.onChange(now);
+  };
+  const probe = async () => {
+    try {
+      client ??= await connect();
+      await client.query("SELECT 1");
+      verdict(true);
+    } catch {
+      void drop(client);
+      verdict(false);
+    }
+  };
+  const schedule = () => {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void probeNow(), options.intervalMs);
+    timer.unref();
+  };
+  const probeNow = () =>
+    (probing ??= probe().finally(() => {
+      probing = undefined;
+      schedule();
+    }));
+  const onQueryError = (error: unknown) => {
+    if (options.suspicious?.(error)) void probeNow();
+  };
+
+  return {
+    async start() {
+      db.on("query-error", onQueryError);
+      await probeNow();
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      db.off("query-error", onQueryError);
+      await probing;
+      clearTimeout(timer);
+      // Closing waits for the server's goodbye; an unreachable one must not hold shutdown up.
+      await Promise.race([drop(client), delay(options.timeoutMs, undefined, { ref: false })]);
+    },
+  };
+}

@@ -1,0 +1,35 @@
+import type { Metadata } from "@grpc/grpc-js";
+
+/**
+ * minLsnKey is the metadata key of read-your-writes: a write answers with the
+ * primary's WAL position after its commit in this trailer, and a read that
+ * sends it back (request metadata) is served only by a database that has
+ * replayed at least that far. The value is PostgreSQL's text form of a
+ * pg_lsn, e.g. `0/16B3748`.
+ */
+export const minLsnKey = "x-blog-min-lsn";
+
+const lsnText = /^([0-9A-F]{1,8})\/([0-9A-F]{1,8})$/i;
+
+/** parseLsn reads a pg_lsn in its text form (`0/16B3748`) as a number that orders like WAL positions. */
+export function parseLsn(text: unknown): bigint | undefined {
+  if (typeof text !== "string") return undefined;
+  const match = lsnText.exec(text);
+  if (match === null) return undefined;
+  return (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`);
+}
+
+/** formatLsn writes a WAL position in PostgreSQL's text form, which `::pg_lsn` reads back. */
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}
+
+/** minLsnOf is the highest well-formed position under minLsnKey in metadata; malformed values are ignored. */
+export function minLsnOf(metadata: Metadata): bigint | undefined {
+  let highest: bigint | undefined;
+  for (const value of metadata.get(minLsnKey)) {
+    const lsn = parseLsn(value);
+    if (lsn !== undefined && (highest === undefined || lsn > highest)) highest = lsn;
+  }
+  return highest;
+}

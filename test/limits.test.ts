@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { credentials, status } from "@grpc/grpc-js";
+import pg from "pg";
+import { UserService } from "../gen/blog/v1/user_service_pb.js";
+import { loadConfig } from "../src/config.js";
+import { createClient } from "../src/grpc/adapter.js";
+import type { ClientError } from "../src/grpc/adapter.js";
+import { serverOptions } from "../src/grpc/server-options.js";
+import { startCustomServer } from "./custom-server.js";
+import type { CustomServer } from "./custom-server.js";
+
+// One server with small limits: 2 concurrent calls per connection and a
+// 1-second stream lifetime.
+const maxStreams = 2;
+const lifetimeMs = 1000;
+
+let env: CustomServer;
+before(async () => {
+  env = await startCustomServer({
+    grpcOptions: { ...serverOptions, "grpc.max_concurrent_streams": maxStreams },
+    streamMaxLifetimeMs: lifetimeMs,
+  });
+});
+after(() => env?.close());
+
+/** A client on a connection of its own (grpc-js shares connections between equal channels otherwise). */
+const ownConnection = () =>
+  createClient(UserService, `127.0.0.1:${env.port}`, credentials.createInsecure(), {
+    "grpc.use_local_subchannel_pool": 1,
+  });
+
+async function metric(name: string, labels: Record<string, string>): Promise<number> {
+  const { values } = await env.server.metrics.getSingleMetric(name)!.get();
+  const found = values.find((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value));
+  return found?.value ?? 0;
+}
+
+/** eventually polls check until it returns true, failing after timeoutMs. */
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** activity queries pg_stat_activity on a connection of its own, outside the server's pool. */
+async function activity<T>(sql: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: env.url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+const lockWaiters = async () => {
+  const [row] = await activity<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+  );
+  return row!.n;
+};
+
+describe("concurrent calls per connection (grpc.max_concurrent_streams)", () => {
+  it("makes the calls beyond the limit wait in the client, then runs them: none fails", async () => {
+    const ids = (
+      await env
+        .db("users")
+        .insert([1, 2, 3].map((n) => ({ name: `u${n}`, age: n })))
+        .returning("id")
+    ).map((r: { id: bigint }) => r.id);
+    const locker = new pg.Client({ connectionString: env.url });
+    await locker.connect();
+    const client = ownConnection();
+    const other = ownConnection();
+    try {
+      await client.countUsers({}); // connected, and the server's SETTINGS known
+      await locker.query("BEGIN");
+      await locker.query("SELECT id FROM users FOR UPDATE");
+      const updates = ids.map((id) =>
+        client.updateUser({ user: { id, age: 99 }, updateMask: { paths: ["age"] } }, { deadline: Date.now() + 30_000 }),
+      );
+      const started = () => metric("grpc_server_started_total", { grpc_method: "UpdateUser" });
+      await eventually("updates wait for the row locks", async () => (await lockWaiters()) >= maxStreams);
+      // Another connection is served meanwhile; the third update has still not reached the server.
+      assert.equal((await other.getUser({ id: ids[2]! })).user?.age, 3);
+      assert.equal(await started(), maxStreams, "the call beyond the limit is not started on the server");
+      assert.equal(await lockWaiters(), maxStreams);
+      await locker.query("COMMIT");
+      const answers = await Promise.all(updates);
+      assert.deepEqual(
+        answers.map((a) => a.user?.age),
+        [99, 99, 99],
+      );
+      assert.equal(await started(), 3);
+    } finally {
+      await locker.end();
+      client.close();
+      other.close();
+    }
+  });
+
+  it("reads its limit from GRPC_MAX_CONCURRENT_STREAMS, 100 by default", () => {
+    assert.equal(loadConfig({}).grpcServerOptions["grpc.max_concurrent_streams"], 100);
+    const set = loadConfig({ GRPC_MAX_CONCURRENT_STREAMS: "8" });
+    assert.equal(set.grpcServerOptions["grpc.max_concurrent_streams"], 8);
+    assert.throws(() => loadConfig({ GRPC_MAX_CONCURRENT_STREAMS: "0" }), /GRPC_MAX_CONCURRENT_STREAMS must be/);
+  });
+});
+
+describe("stream lifetime (STREAM_MAX_LIFETIME_MS)", () => {
+  it("lets a stream that finishes in time end OK", async () => {
+    const client = ownConnection();
+    try {
+      let received = 0;
+      for await (const page of client.exportUsers({})) received += page.users.length;
+      assert.equal(received, 3);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("ends an export whose client stopped reading with DEADLINE_EXCEEDED, and frees its cursor", async () => {
+    await env.db.raw("INSERT INTO users (name, age) SELECT 'user ' || g, g % 100 FROM generate_series(1, 50000) g");
+    const client = ownConnection();
+    try {
+      // The client reads one message and then stops: HTTP/2 flow control
+      // soon holds the server's writes, and the export would wait forever.
+      // (A grpc-js client that never starts reading buffers the whole stream
+      // itself instead, so the test reads once.)
+      const messages = client.exportUsers({})[Symbol.asyncIterator]();
+      let received = (await messages.next()).value?.users.length ?? 0;
+      const ended = () =>
+        metric("grpc_server_handled_total", { grpc_method: "ExportUsers", grpc_code: "DEADLINE_EXCEEDED" });
+      await eventually("the server ends the export", async () => (await ended()) === 1);
+      const line = env.logs.find((l) => l.method === "/blog.v1.UserService/ExportUsers" && l.grpcCode !== "OK");
+      assert.equal(line?.grpcCode, "DEADLINE_EXCEEDED");
+      assert.ok((line?.messagesSent as number) < 100, `the server sent ${String(line?.messagesSent)} of 100 messages`);
+      // No statement of the export is left running or holding a transaction.
+      const busy = await activity<{ state: string; query: string }>(
+        "SELECT state, query FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'blog-service' AND state <> 'idle'",
+      );
+      assert.deepEqual(busy, []);
+      // The client reads what it had received, then the status.
+      const error = await (async () => {
+        try {
+          for (let next = await messages.next(); !next.done; next = await messages.next()) {
+            received += next.value.users.length;
+          }
+        } catch (e) {
+          return e as ClientError;
+        }
+        throw new Error("the export ended without an error");
+      })();
+      assert.equal(error.code, status.DEADLINE_EXCEEDED);
+      assert.equal(
+        error.details,
+        `the stream ran for the server's maximum stream lifetime of ${lifetimeMs} ms; resume with a new call`,
+      );
+      assert.ok(received >= 500 && received < 50_003, `received ${received} users`);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("reads its cap from STREAM_MAX_LIFETIME_MS, 10 minutes by default", () => {
+    assert.equal(loadConfig({}).streamMaxLifetimeMs, 600_000);
+    assert.equal(loadConfig({ STREAM_MAX_LIFETIME_MS: "5000" }).streamMaxLifetimeMs, 5000);
+    assert.throws(() => loadConfig({ STREAM_MAX_LIFETIME_MS: "-1" }), /STREAM_MAX_LIFETIME_MS must be/);
+  });
+});

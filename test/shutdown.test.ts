@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { after, before, it } from "node:test";
+import { credentials, status } from "@grpc/grpc-js";
+import pg from "pg";
+import { UserService } from "../gen/blog/v1/user_service_pb.js";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { createClient } from "../src/grpc/adapter.js";
+import { createTestDatabase, grpcError } from "./helpers.js";
+import { startServiceProcess } from "./service-process.js";
+import type { ServiceProcess } from "./service-process.js";
+
+// The real service process (src/main.ts) receives SIGTERM while two
+// UpdateUser calls wait on row locks held by this test: a load that is in
+// flight for as long as the test wants, with no sleeps.
+const graceMs = 20_000;
+
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let service: ServiceProcess | undefined;
+before(async () => {
+  database = await createTestDatabase();
+});
+after(async () => {
+  service?.kill();
+  await database?.drop();
+});
+
+async function query<T>(sql: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    return (await client.query(sql, values)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+/** within fails the test instead of hanging when promise takes longer than ms. */
+async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const waitingForLocks = async () =>
+  (
+    await query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+  )[0]!.n;
+
+it("on SIGTERM: NOT_SERVING first, new calls UNAVAILABLE, calls in flight finish OK, exit 0 with the pool closed", async () => {
+  service = await startServiceProcess({ DATABASE_URL: database.url, SHUTDOWN_GRACE_MS: String(graceMs) });
+  const insecure = credentials.createInsecure();
+  const own = { "grpc.use_local_subchannel_pool": 1 };
+  const users = createClient(UserService, service.address, insecure, own);
+  const health = createClient(Health, service.address, insecure, own);
+  const locker = new pg.Client({ connectionString: database.url });
+  await locker.connect();
+  try {
+    const ids: bigint[] = [];
+    for (const name of ["Ada", "Grace"]) ids.push((await users.createUser({ user: { name, age: 30 } })).user!.id);
+    const watch = health.watch({ service: "" })[Symbol.asyncIterator]();
+    assert.equal((await within("first health status", 5000, watch.next())).value?.status, ServingStatus.SERVING);
+
+    await locker.query("BEGIN");
+    await locker.query("SELECT id FROM users FOR UPDATE");
+    const settled: string[] = [];
+    const inFlight = ids.map((id, i) =>
+      users
+        .updateUser({ user: { id, age: 40 + i }, updateMask: { paths: ["age"] } }, { deadline: Date.now() + 60_000 })
+        .finally(() => settled.push(String(id))),
+    );
+    await eventually("both updates wait for the row locks", async () => (await waitingForLocks()) === 2);
+
+    service.child.kill("SIGTERM");
+    const flipped = await within("health after SIGTERM", 10_000, watch.next());
+    assert.equal(flipped.value?.status, ServingStatus.NOT_SERVING);
+    assert.deepEqual(settled, [], "health flipped before the calls in flight ended");
+
+    // New calls: on the connection the calls in flight use, and on a new one.
+    const refused = await grpcError(users.countUsers({}, { deadline: Date.now() + 5000 }));
+    assert.equal(refused.code, status.UNAVAILABLE, refused.message);
+    const fresh = createClient(UserService, service.address, insecure, own);
+    try {
+      const error = await grpcError(fresh.countUsers({}, { deadline: Date.now() + 5000 }));
+      assert.equal(error.code, status.UNAVAILABLE, error.message);
+    } finally {
+      fresh.close();
+    }
+    assert.deepEqual(settled, [], "the calls in flight are still running");
+    assert.equal(await waitingForLocks(), 2);
+
+    await locker.query("COMMIT");
+    const answers = await within("the calls in flight", 10_000, Promise.all(inFlight));
+    assert.deepEqual(
+      answers.map((a) => a.user?.age),
+      [40, 41],
+    );
+    assert.equal((await within("end of the health watch", 10_000, watch.next())).done, true, "the watch ends OK");
+
+    const { code, signal } = await within("exit", graceMs + 10_000, service.exited);
+    assert.deepEqual({ code, signal }, { code: 0, signal: null });
+    const messages = service.lines.map((l) => l.msg);
+    assert.ok(messages.includes("shutting down"));
+    assert.ok(messages.includes("stopped"), "the pool was closed (stopped is logged after it)");
+    assert.ok(
+      !service.lines.some((l) => String(l.msg).startsWith("shutdown grace period is over")),
+      "no call was cut: everything ended within the grace period",
+    );
+    const updates = service.lines.filter((l) => l.method === "/blog.v1.UserService/UpdateUser");
+    assert.deepEqual(
+      updates.map((l) => l.grpcCode),
+      ["OK", "OK"],
+    );
+    await eventually("no connection of the service is left", async () => {
+      const left = await query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'blog-service%'",
+        [new URL(database.url).pathname.slice(1)],
+      );
+      return left[0]!.n === 0;
+    });
+  } finally {
+    await locker.end();
+    users.close();
+    health.close();
+  }
+});
