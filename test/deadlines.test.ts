@@ -139,3 +139,41 @@ describe("a saturated pool", () => {
     }
   });
 });
+
+describe("a stream the reader leaves early", () => {
+  let single: TestEnv;
+  before(async () => {
+    single = await startTestEnv({ poolMax: 1 });
+    await single.db("users").insert(Array.from({ length: 2000 }, (_, i) => ({ name: `s${i}`, age: 1 })));
+  });
+  after(() => single.close());
+
+  it("stops watching its connection, so its deadline cannot cancel the next call's statement", async () => {
+    const exportDeadline = Date.now() + 1500;
+    for await (const message of single.users.exportUsers({}, { deadline: exportDeadline })) {
+      assert.equal(message.users.length, 500);
+      break;
+    }
+    const [first] = await single.db("users").select("id").orderBy("id").limit(1);
+    const lock = new pg.Client({ connectionString: single.db.client.config.connection.connectionString });
+    await lock.connect();
+    await lock.query("BEGIN");
+    await lock.query("SELECT id FROM users WHERE id = $1 FOR UPDATE", [String(first.id)]);
+    try {
+      // The pool's only connection, used by the export before, now runs this UPDATE...
+      const update = single.users.updateUser(
+        { user: { id: first.id, age: 9 }, updateMask: { paths: ["age"] } },
+        { deadline: Date.now() + 20_000 },
+      );
+      const url = single.db.client.config.connection.connectionString;
+      await until(async () => (await serviceStatements(url)).some(isUpdate), "the UPDATE waits on the lock");
+      // ...and is still running after the export's deadline has passed.
+      await until(async () => Date.now() > exportDeadline + 500, "the export's deadline is well past");
+      assert.ok((await serviceStatements(url)).some(isUpdate), "the UPDATE was not cancelled");
+      await lock.query("ROLLBACK");
+      assert.equal((await update).user?.age, 9);
+    } finally {
+      await lock.end();
+    }
+  });
+});

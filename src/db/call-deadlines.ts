@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { EventEmitter } from "node:events";
 import { status } from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import type { CallContext, Middleware } from "../grpc/adapter.js";
@@ -33,7 +34,7 @@ function deadlineExceeded(): ServiceError {
  * cancel has been delivered; a cancel that reaches an idle backend is ignored
  * by PostgreSQL, so it cannot hit the next user of the connection.
  */
-async function bound<T>(connection: Connection, run: () => Promise<T>): Promise<T> {
+async function bound<T>(connection: Connection, run: () => Promise<T>, stream?: EventEmitter): Promise<T> {
   const call = calls.getStore();
   if (call === undefined) return run();
   if (call.signal.aborted) throw new ServiceError(status.CANCELLED, "the call was cancelled");
@@ -45,11 +46,19 @@ async function bound<T>(connection: Connection, run: () => Promise<T>): Promise<
   };
   const timer = left === undefined ? undefined : setTimeout(cancel, left);
   call.signal.addEventListener("abort", cancel);
+  const release = () => {
+    clearTimeout(timer);
+    call.signal.removeEventListener("abort", cancel);
+  };
+  // Knex gives a cursor's connection back when its stream closes, but the
+  // promise of client.stream does not settle when the reader stops early:
+  // stop watching the connection as soon as the stream closes.
+  stream?.once("close", release);
   try {
     return await run();
   } finally {
-    clearTimeout(timer);
-    call.signal.removeEventListener("abort", cancel);
+    release();
+    stream?.off("close", release);
     await cancelling;
   }
 }
@@ -68,7 +77,7 @@ export function boundStatementsToCalls(db: Knex): void {
   const query = client.query.bind(client);
   const stream = client.stream.bind(client);
   client.query = (connection, q) => bound(connection, () => query(connection, q));
-  client.stream = (connection, q, s, o) => bound(connection, () => stream(connection, q, s, o));
+  client.stream = (connection, q, s, o) => bound(connection, () => stream(connection, q, s, o), s as EventEmitter);
 }
 
 /**

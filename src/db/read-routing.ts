@@ -58,9 +58,12 @@ export function replicaReader(primary: Knex, replicas: ReplicaSet): Reader {
       if (!replicas.failed(replica, error)) throw error;
       return yield* work(primary);
     }
-    if (first.done) return;
-    yield first.value;
-    yield* { [Symbol.asyncIterator]: () => rows };
+    try {
+      for (let next = first; !next.done; next = await rows.next()) yield next.value;
+    } finally {
+      // Also when the consumer stops early: the cursor closes and its connection goes back.
+      await rows.return?.();
+    }
   }
   return { read, stream };
 }
