@@ -16,6 +16,7 @@ import { serverOptions } from "./grpc/server-options.js";
 import { streamLifetime } from "./grpc/stream-lifetime.js";
 import { validation } from "./grpc/validation.js";
 import { callDeadlines } from "./db/call-deadlines.js";
+import { pruneRequestIds } from "./db/idempotency.js";
 import { monitorDatabase } from "./db/monitor.js";
 import { primaryReader, replicaReader, routeReads } from "./db/read-routing.js";
 import type { ReplicaSet } from "./db/replicas.js";
@@ -112,6 +113,15 @@ export function createServer({
     },
   });
 
+  // Request ids past their retention are forgotten hourly (expired ones are
+  // already taken over as new; this keeps the table small).
+  let pruning: NodeJS.Timeout | undefined;
+  const prune = () =>
+    pruneRequestIds(db).then(
+      (forgotten) => forgotten > 0 && log.info({ forgotten }, "pruned expired request ids"),
+      (error: unknown) => log.warn({ err: error }, "pruning request ids failed"),
+    );
+
   return {
     health,
     metrics: observability.registry,
@@ -119,11 +129,13 @@ export function createServer({
       new Promise((resolve, reject) => {
         server.bindAsync(address, credentials, (error, port) => {
           if (error) return reject(error);
+          pruning = setInterval(prune, 3_600_000).unref();
           monitor.start().then(() => resolve(port), reject);
         });
       }),
     shutdown: (graceMs) =>
       new Promise((resolve) => {
+        clearInterval(pruning);
         const monitorStopped = monitor.stop();
         health.setAll(ServingStatus.NOT_SERVING);
         health.close();

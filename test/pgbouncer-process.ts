@@ -15,8 +15,8 @@ export interface PgBouncer {
   port: number;
   /** url is `server`'s URL with PgBouncer's host and port. */
   url(server: string): string;
-  /** stats are SHOW STATS from the admin console, by database. */
-  stats(): Promise<Record<string, { total_xact_count: string; total_query_count: string }>>;
+  /** connections counts, from the admin console, the client and server connections PgBouncer holds for a database. */
+  connections(database: string): Promise<{ clients: number; servers: number }>;
   stop(): Promise<void>;
 }
 
@@ -98,12 +98,11 @@ ignore_startup_parameters = extra_float_digits
   return {
     port,
     url,
-    stats: async () =>
-      Object.fromEntries(
-        (await admin<{ database: string; total_xact_count: string; total_query_count: string }>("SHOW STATS")).map(
-          (r) => [r.database, r],
-        ),
-      ),
+    connections: async (database) => {
+      const count = async (what: string) =>
+        (await admin<{ database: string }>(`SHOW ${what}`)).filter((r) => r.database === database).length;
+      return { clients: await count("CLIENTS"), servers: await count("SERVERS") };
+    },
     stop,
   };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
-import { grpcError, startTestEnv } from "./helpers.js";
+import { countStatements, grpcError, startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 
 let env: TestEnv;
@@ -125,5 +125,30 @@ describe("DeletePost", () => {
     const again = await grpcError(env.posts.deletePost({ id: a.id }));
     assert.equal(again.code, status.NOT_FOUND);
     assert.equal(again.details, `post ${a.id} not found`);
+  });
+});
+
+describe("concurrent creates", () => {
+  it("share one INSERT, and one caller's missing user fails only that caller", async () => {
+    const requests = Array.from({ length: 30 }, (_, i) => ({ post: { userId, title: `c${i}` } }));
+    let results: PromiseSettledResult<Awaited<ReturnType<typeof env.posts.createPost>>>[] = [];
+    const statements = await countStatements(env.db, async () => {
+      results = await Promise.allSettled([
+        ...requests.map((r) => env.posts.createPost(r)),
+        env.posts.createPost({ post: { userId: 424_242n, title: "orphan" } }),
+      ]);
+    });
+    const created = results.slice(0, 30).map((r) => (r.status === "fulfilled" ? r.value.post?.title : r.reason));
+    assert.deepEqual(
+      created,
+      requests.map((r) => r.post.title),
+    );
+    const orphan = results[30]!;
+    assert.equal(orphan.status, "rejected");
+    assert.equal((orphan as PromiseRejectedResult).reason.details, "user 424242 not found");
+    // One by one would be 31 INSERTs; halving around the bad row needs about 2·log2(31).
+    assert.ok(statements.length <= 16, `${statements.length} statements`);
+    const stored = await env.db("posts").where("user_id", String(userId)).whereLike("title", "c%").count({ n: "*" });
+    assert.equal(Number(stored[0]?.n), 30);
   });
 });

@@ -163,6 +163,28 @@ describe("read replicas", { skip: missing }, () => {
     });
   });
 
+  it("streams an export from the standby, and closes its cursor there when the client stops early", async () => {
+    await primary.query(
+      "INSERT INTO users (name, age) SELECT 'bulk ' || g, 1 FROM generate_series(1, 20000) AS g",
+      [],
+      "blog",
+    );
+    await caughtUp();
+    const cursors = async () => {
+      const rows = await standby.query(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = 'blog' AND application_name = 'blog-service' AND state <> 'idle' AND query LIKE 'select \"users\".*%'",
+      );
+      return rows.length;
+    };
+    const controller = new AbortController();
+    const iterator = plain.users.exportUsers({}, { signal: controller.signal })[Symbol.asyncIterator]();
+    assert.equal((await iterator.next()).value?.users.length, 500);
+    await until("the export's cursor is open on the standby", async () => (await cursors()) === 1);
+    controller.abort();
+    await iterator.return?.();
+    await until("the cursor on the standby is closed", async () => (await cursors()) === 0);
+  });
+
   it("answers a write with the primary's WAL position in the x-blog-min-lsn trailer, and a read without", async () => {
     const trailers = await trailersOf(service!.address, "createUser", { user: { name: "Trailer", age: 2 } });
     const [text] = trailers.get(minLsnKey);

@@ -230,3 +230,23 @@ describe("database errors", () => {
     }
   });
 });
+
+describe("concurrent reads", () => {
+  it("share statements: 50 concurrent GetUser FULL calls issue far fewer than 100 statements, each answered right", async () => {
+    const created = await Promise.all(Array.from({ length: 50 }, (_, i) => newUser(`Batch ${i}`, i)));
+    await Promise.all(created.map((u) => env.posts.createPost({ post: { userId: u.id, title: `of ${u.name}` } })));
+    let answers: Awaited<ReturnType<typeof env.users.getUser>>[] = [];
+    const statements = await countStatements(env.db, async () => {
+      answers = await Promise.all(created.map((u) => env.users.getUser({ id: u.id, view: UserView.FULL })));
+    });
+    answers.forEach((answer, i) => {
+      assert.equal(answer.user?.name, `Batch ${i}`);
+      assert.deepEqual(
+        answer.user?.posts.map((p) => p.title),
+        [`of Batch ${i}`],
+      );
+    });
+    assert.ok(statements.length < 50, `${statements.length} statements`);
+    assert.equal(statements.length % 2, 0, "each batch is one users and one posts statement");
+  });
+});

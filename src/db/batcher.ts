@@ -47,3 +47,39 @@ export class Batcher<K, V> {
     );
   }
 }
+
+/**
+ * WriteBatcher coalesces the writes of one event-loop turn into one statement
+ * (`runMany`, e.g. a multi-row INSERT). A failed batch is split in halves and
+ * retried down to single writes, so every caller gets its own outcome (one
+ * caller's bad row never fails another's) in O(log n) extra statements.
+ */
+export class WriteBatcher<I, O> {
+  private pending: { item: I; waiter: Waiter<O> }[] = [];
+
+  constructor(private readonly runMany: (items: I[]) => Promise<O[]>) {}
+
+  write(item: I): Promise<O> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ item, waiter: { resolve, reject } });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    unbound(() => this.settle(batch));
+  }
+
+  private async settle(batch: { item: I; waiter: Waiter<O> }[]): Promise<void> {
+    try {
+      const results = await this.runMany(batch.map((b) => b.item));
+      batch.forEach(({ waiter }, i) => waiter.resolve(results[i]!));
+    } catch (error) {
+      if (batch.length === 1) return batch[0]!.waiter.reject(error);
+      const half = Math.ceil(batch.length / 2);
+      await Promise.all([this.settle(batch.slice(0, half)), this.settle(batch.slice(half))]);
+    }
+  }
+}

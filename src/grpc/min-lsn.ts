@@ -33,3 +33,8 @@ export function minLsnOf(metadata: Metadata): bigint | undefined {
   }
   return highest;
 }
+
+/** readsOwnWrites tells a read that must see a given write (it carries minLsnKey) from one that may be batched. */
+export function readsOwnWrites(metadata: Metadata): boolean {
+  return metadata.get(minLsnKey).length > 0;
+}

@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
+import { Batcher, WriteBatcher } from "../db/batcher.js";
 import { idempotentCreate } from "../db/idempotency.js";
 import { primaryReader } from "../db/read-routing.js";
 import type { Reader } from "../db/read-routing.js";
@@ -55,6 +56,29 @@ export class PostRepository {
       .insert(posts.map((fields) => ({ userId, ...fields })))
       .returning("*");
   }
+
+  /**
+   * add is create for concurrent callers: the adds of one event-loop turn go
+   * in one multi-row INSERT; if it fails (say, one user is missing), it is
+   * split until every caller has its own answer.
+   */
+  add(userId: bigint, fields: PostFields): Promise<Post> {
+    return this.adds.write({ userId, ...fields });
+  }
+
+  private readonly adds = new WriteBatcher<PostFields & { userId: bigint }, Post>(async (rows) =>
+    Post.query(this.db).insert(rows).returning("*"),
+  );
+
+  /** find is get for concurrent callers: one turn's finds share one `WHERE id IN (...)` statement. */
+  find(id: bigint): Promise<Post | undefined> {
+    return this.batch.load(id);
+  }
+
+  private readonly batch = new Batcher<bigint, Post | undefined>(async (ids) => {
+    const posts = await this.reader.read(async (db) => Post.query(db).whereIn("posts.id", ids.map(String)));
+    return new Map(posts.map((p) => [p.id, p]));
+  }, undefined);
 
   async get(id: bigint, trx?: Knex.Transaction): Promise<Post | undefined> {
     const get = async (db: Knex) => Post.query(db).findById(String(id));

@@ -7,6 +7,7 @@ import type { ServiceImpl } from "../grpc/adapter.js";
 import { ServiceError, errorInfo, notFound, required, staleEtag } from "../grpc/errors.js";
 import { expectedVersion } from "../grpc/etag.js";
 import { maskedPaths } from "../grpc/field-mask.js";
+import { readsOwnWrites } from "../grpc/min-lsn.js";
 import { requestHash } from "../grpc/request-hash.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import { exportBatches } from "../list/export.js";
@@ -41,7 +42,7 @@ export function postService(
       const post = required(request.post, "post");
       if (request.requestId === "") {
         return {
-          post: postToProto(await forExistingUser(post.userId, () => posts.create(post.userId, fieldsOf(post)))),
+          post: postToProto(await forExistingUser(post.userId, () => posts.add(post.userId, fieldsOf(post)))),
         };
       }
       const result = await forExistingUser(post.userId, () =>
@@ -60,8 +61,8 @@ export function postService(
       return { post: postToProto(result.value) };
     },
 
-    async getPost({ id }) {
-      const post = await posts.get(id);
+    async getPost({ id }, { metadata }) {
+      const post = readsOwnWrites(metadata) ? await posts.get(id) : await posts.find(id);
       if (post === undefined) throw notFound("post", id);
       return { post: postToProto(post) };
     },

@@ -6,6 +6,7 @@ import type { ServiceImpl } from "../grpc/adapter.js";
 import { ServiceError, errorInfo, invalidArgument, notFound, required, staleEtag } from "../grpc/errors.js";
 import { expectedVersion } from "../grpc/etag.js";
 import { maskedPaths } from "../grpc/field-mask.js";
+import { readsOwnWrites } from "../grpc/min-lsn.js";
 import { requestHash } from "../grpc/request-hash.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import type { PageTokens } from "../list/page-token.js";
@@ -47,8 +48,9 @@ export function userService(
       return { user: userToProto(result.value) };
     },
 
-    async getUser({ id, view }) {
-      const user = await users.get(id, { withPosts: view === UserView.FULL });
+    async getUser({ id, view }, { metadata }) {
+      const withPosts = view === UserView.FULL;
+      const user = readsOwnWrites(metadata) ? await users.get(id, { withPosts }) : await users.find(id, { withPosts });
       if (user === undefined) throw notFound("user", id);
       return { user: userToProto(user) };
     },
@@ -66,7 +68,7 @@ export function userService(
         if (version !== undefined && version !== current.version) throw staleEtag(status.ABORTED, "user", user.id);
         return { user: userToProto(current) };
       }
-      const result = await users.update(user.id, fields, version);
+      const result = await users.change(user.id, fields, version);
       if (result.kind === "missing") throw notFound("user", user.id);
       if (result.kind === "stale") throw staleEtag(status.ABORTED, "user", user.id);
       return { user: userToProto(result.value) };
