@@ -123,9 +123,45 @@ async function createPost(sql: Sql, request: { post: { user_id: string; title: s
   }
 }
 
+async function listUsers(sql: Sql, request: { filter: string; page_size: number; view: string }) {
+  // A hand-written peer takes the one filter shape the scenario sends.
+  const after = /^id > (\d+)$/.exec(request.filter)?.[1] ?? "0";
+  const { rows } = await sql.query<UserRow>(`SELECT ${userColumns} FROM users WHERE id > $1 ORDER BY id LIMIT $2`, [
+    after,
+    request.page_size,
+  ]);
+  const posts = await sql.query<PostRow>(
+    `SELECT ${postColumns} FROM posts WHERE user_id = ANY($1::bigint[]) ORDER BY user_id, id`,
+    [rows.map((r) => r.id)],
+  );
+  const byUser = new Map<string, PostRow[]>();
+  for (const p of posts.rows) byUser.set(p.user_id, [...(byUser.get(p.user_id) ?? []), p]);
+  return { users: rows.map((r) => user(r, byUser.get(r.id) ?? [])), next_page_token: "" };
+}
+
+async function batchCreatePosts(
+  sql: Sql,
+  request: { user_id: string; requests: { post: { title: string; content: string } }[] },
+) {
+  try {
+    const { rows } = await sql.query<PostRow>(
+      `INSERT INTO posts (user_id, title, content)
+       SELECT $1, title, content FROM unnest($2::text[], $3::text[]) AS t(title, content)
+       RETURNING ${postColumns}`,
+      [request.user_id, request.requests.map((r) => r.post.title.trim()), request.requests.map((r) => r.post.content)],
+    );
+    return { posts: rows.map(post) };
+  } catch (error) {
+    if ((error as { code?: string }).code === "23503") throw notFound("user", request.user_id);
+    throw error;
+  }
+}
+
 /** peerMethods maps a gRPC path to its hand-written handler. */
 export const peerMethods: Record<string, PeerMethod> = {
   "/blog.v1.UserService/GetUser": getUser,
   "/blog.v1.UserService/UpdateUser": updateUser,
   "/blog.v1.PostService/CreatePost": createPost,
+  "/blog.v1.UserService/ListUsers": listUsers,
+  "/blog.v1.PostService/BatchCreatePosts": batchCreatePosts,
 };

@@ -1,6 +1,8 @@
+import { batchCreatePosts } from "./batch-create-posts.js";
 import { createPost } from "./create-post.js";
 import { getUserBasic } from "./get-user-basic.js";
 import { getUserFull } from "./get-user-full.js";
+import { listUsersFull } from "./list-users-full.js";
 import type { Scenario } from "./scenario.js";
 import { updateUser } from "./update-user.js";
 
@@ -8,4 +10,11 @@ import { updateUser } from "./update-user.js";
  * scenarios run in this order: reads first, so GetUser FULL still finds the
  * seeded number of posts before the writes add more.
  */
-export const scenarios: Scenario[] = [getUserBasic, getUserFull, updateUser, createPost];
+export const scenarios: Scenario[] = [
+  getUserBasic,
+  getUserFull,
+  listUsersFull,
+  updateUser,
+  createPost,
+  batchCreatePosts,
+];

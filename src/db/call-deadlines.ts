@@ -4,6 +4,7 @@ import { status } from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import type { CallContext, Middleware } from "../grpc/adapter.js";
 import { ServiceError, errorInfo } from "../grpc/errors.js";
+import { runWithin } from "../grpc/run-within.js";
 import { cancelRequest } from "./cancel-request.js";
 import type { CancelTarget } from "./cancel-request.js";
 
@@ -88,22 +89,8 @@ export function unbound<T>(work: () => T): T {
   return calls.exit(work);
 }
 
-function withinCall<T>(bounds: CallBounds, result: T): T {
-  if (result === null || typeof result !== "object" || !(Symbol.asyncIterator in result)) return result;
-  // A server stream's handler body runs as the adapter pulls from it, outside
-  // the middleware's frame: re-enter the call's bounds at every step.
-  const iterator = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]();
-  return {
-    [Symbol.asyncIterator]: () => ({
-      next: () => calls.run(bounds, () => iterator.next()),
-      return: (value?: unknown) =>
-        calls.run(bounds, async () => (await iterator.return?.(value)) ?? { done: true, value }),
-    }),
-  } as T;
-}
-
 /** callDeadlines makes a call's deadline and cancellation reach its SQL. */
 export const callDeadlines: Middleware = (next) => (request, context: CallContext) => {
   const bounds = { deadline: context.deadline?.getTime(), signal: context.signal };
-  return calls.run(bounds, () => withinCall(bounds, next(request, context)));
+  return runWithin(calls, bounds, () => next(request, context));
 };

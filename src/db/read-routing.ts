@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { Knex } from "knex";
 import type { CallContext, Middleware } from "../grpc/adapter.js";
+import { runWithin } from "../grpc/run-within.js";
 import { minLsnKey, minLsnOf } from "../grpc/min-lsn.js";
 import type { Logger } from "../log.js";
 import type { ReplicaSet } from "./replicas.js";
@@ -68,19 +69,6 @@ export function replicaReader(primary: Knex, replicas: ReplicaSet): Reader {
   return { read, stream };
 }
 
-function withinRoute<T>(route: Route, result: T): T {
-  if (result === null || typeof result !== "object" || !(Symbol.asyncIterator in result)) return result;
-  // A server stream's body runs as the adapter pulls it, outside this frame: re-enter the route at every step.
-  const iterator = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]();
-  return {
-    [Symbol.asyncIterator]: () => ({
-      next: () => routes.run(route, () => iterator.next()),
-      return: (value?: unknown) =>
-        routes.run(route, async () => (await iterator.return?.(value)) ?? { done: true, value }),
-    }),
-  } as T;
-}
-
 /** walPosition is the primary's current WAL write position: past the commit of every write already answered. */
 async function walPosition(primary: Knex): Promise<string> {
   const { rows } = await primary.raw<{ rows: { lsn: string }[] }>("SELECT pg_current_wal_lsn()::text AS lsn");
@@ -101,7 +89,7 @@ export function routeReads(primary: Knex, log: Logger): Middleware {
   return (next) => (request, context: CallContext) => {
     if (context.method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
       const route = { minLsn: minLsnOf(context.metadata) };
-      return routes.run(route, () => withinRoute(route, next(request, context)));
+      return runWithin(routes, route, () => next(request, context));
     }
     return Promise.resolve(next(request, context)).then(async (response) => {
       try {
