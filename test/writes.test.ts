@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { UserView } from "../gen/blog/v1/user_pb.js";
-import { countStatements, grpcError, startTestEnv } from "./helpers.js";
+import { grpcError, startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 
 let env: TestEnv;
@@ -220,38 +220,5 @@ describe("request id retention", () => {
     assert.ok((await pruneRequestIds(env.db)) >= 1);
     const left = (await env.db("idempotency_keys").whereIn("request_id", [old, fresh])).map((r) => r.requestId);
     assert.deepEqual(left, [fresh]);
-  });
-});
-
-describe("concurrent updates", () => {
-  it("share one statement, and each caller still gets its own outcome", async () => {
-    const users = await Promise.all(Array.from({ length: 20 }, (_, i) => newUser(`U${i}`, i)));
-    const stale = users[3]!;
-    await env.users.updateUser({ user: { id: stale.id, age: 99 }, updateMask: { paths: ["age"] } });
-    let results: PromiseSettledResult<unknown>[] = [];
-    const statements = await countStatements(env.db, async () => {
-      results = await Promise.allSettled([
-        ...users.map((u, i) =>
-          env.users.updateUser({ user: { id: u.id, age: 100 + i, etag: u.etag }, updateMask: { paths: ["age"] } }),
-        ),
-        env.users.updateUser({ user: { id: 987_987n, age: 1 }, updateMask: { paths: ["age"] } }),
-        env.users.updateUser({ user: { id: users[5]!.id, name: "Renamed" }, updateMask: { paths: ["name"] } }),
-      ]);
-    });
-    // One by one: 22 UPDATEs plus 2 existence checks. Batched: a few.
-    assert.ok(statements.length <= 10, `${statements.length} statements`);
-    results.slice(0, 20).forEach((r, i) => {
-      if (i === 3) {
-        assert.equal(r.status, "rejected");
-        assert.equal((r as PromiseRejectedResult).reason.code, status.ABORTED);
-      } else {
-        assert.equal(r.status, "fulfilled", `update ${i}: ${r.status === "rejected" ? r.reason.details : ""}`);
-        assert.equal((r as PromiseFulfilledResult<{ user?: { age: number } }>).value.user?.age, 100 + i);
-      }
-    });
-    assert.equal((results[20] as PromiseRejectedResult).reason.code, status.NOT_FOUND);
-    const renamed = await env.users.getUser({ id: users[5]!.id });
-    assert.equal(renamed.user?.name, "Renamed");
-    assert.equal(renamed.user?.age, 105, "both updates to one user applied, one after the other");
   });
 });

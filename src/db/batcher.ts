@@ -8,8 +8,8 @@ interface Waiter<V> {
 /**
  * Batcher coalesces the loads that arrive during one turn of the event loop
  * into a single call of `run` (DataLoader-style): under concurrency, N point
- * reads become one `WHERE id = ANY(...)` statement. A batch serves several
- * calls, so it runs unbound by any one caller's deadline or cancel.
+ * reads become one `WHERE id = ANY(...)` statement. A batch of several calls
+ * runs unbound by any one caller's deadline or cancel.
  */
 export class Batcher<K, V> {
   private pending = new Map<K, Waiter<V>[]>();
@@ -37,7 +37,9 @@ export class Batcher<K, V> {
     const batch = this.pending;
     this.pending = new Map();
     this.scheduled = false;
-    unbound(() => this.run([...batch.keys()])).then(
+    const load = () => this.run([...batch.keys()]);
+    // A batch of one serves one call: it stays bound by that call's deadline.
+    (batch.size === 1 ? load() : unbound(load)).then(
       (values) => {
         for (const [key, waiters] of batch) for (const w of waiters) w.resolve(values.get(key) ?? this.missing);
       },
@@ -69,7 +71,9 @@ export class WriteBatcher<I, O> {
   private flush(): void {
     const batch = this.pending;
     this.pending = [];
-    unbound(() => this.settle(batch));
+    // A batch of one serves one call: it stays bound by that call's deadline.
+    if (batch.length === 1) void this.settle(batch);
+    else void unbound(() => this.settle(batch));
   }
 
   private async settle(batch: { item: I; waiter: Waiter<O> }[]): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
-import { Batcher, WriteBatcher } from "../db/batcher.js";
+import { Batcher } from "../db/batcher.js";
 import { idempotentCreate } from "../db/idempotency.js";
 import { primaryReader } from "../db/read-routing.js";
 import type { Reader } from "../db/read-routing.js";
@@ -19,13 +19,6 @@ import type { UserRow } from "./model.js";
 export interface UserFields {
   name: string;
   age: number;
-}
-
-/** One UpdateUser's change: the row, the new values, and the etag's version if one was sent. */
-interface Change {
-  id: bigint;
-  fields: Partial<UserFields>;
-  expectedVersion: bigint | undefined;
 }
 
 /** postsPerUserInList caps the posts each user carries in a FULL listing (documented in the API). */
@@ -93,57 +86,6 @@ export class UserRepository {
       const query = User.query(db).findByIds(ids.map(String));
       return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
     });
-  }
-
-  /**
-   * change is update for concurrent callers: the changes of one event-loop
-   * turn go in one `UPDATE ... FROM unnest(...)` statement. A change whose row
-   * did not come back (missing, stale etag) or that repeats a user of the
-   * batch is run alone by update, which tells missing from stale.
-   */
-  change(id: bigint, fields: Partial<UserFields>, expectedVersion?: bigint): Promise<WriteResult<User>> {
-    return this.changes.write({ id, fields, expectedVersion });
-  }
-
-  private readonly changes = new WriteBatcher<Change, WriteResult<User>>(async (batch) => {
-    const first = new Map<bigint, Change>();
-    for (const change of batch) if (!first.has(change.id)) first.set(change.id, change);
-    const rows = first.size < 2 ? [] : await this.updateMany([...first.values()]);
-    const updated = new Map(rows.map((row) => [row.id, row]));
-    const results: WriteResult<User>[] = [];
-    for (const change of batch) {
-      const row = first.get(change.id) === change ? updated.get(change.id) : undefined;
-      results.push(
-        row !== undefined
-          ? { kind: "done", value: row }
-          : await this.update(change.id, change.fields, change.expectedVersion),
-      );
-    }
-    return results;
-  });
-
-  private async updateMany(changes: Change[]): Promise<User[]> {
-    const column = <T>(pick: (c: Change) => T) => changes.map(pick);
-    const { rows } = await this.db.raw<{ rows: Record<string, unknown>[] }>(
-      `UPDATE users AS u SET
-         name = CASE WHEN v.set_name THEN v.name ELSE u.name END,
-         age = CASE WHEN v.set_age THEN v.age ELSE u.age END,
-         version = u.version + 1,
-         update_time = now()
-       FROM unnest(?::bigint[], ?::text[], ?::int[], ?::bool[], ?::bool[], ?::bigint[])
-         AS v(id, name, age, set_name, set_age, expected)
-       WHERE u.id = v.id AND (v.expected IS NULL OR u.version = v.expected)
-       RETURNING u.id, u.name, u.age, u.version, u.create_time AS "createTime", u.update_time AS "updateTime"`,
-      [
-        column((c) => String(c.id)),
-        column((c) => c.fields.name ?? null),
-        column((c) => c.fields.age ?? null),
-        column((c) => c.fields.name !== undefined),
-        column((c) => c.fields.age !== undefined),
-        column((c) => (c.expectedVersion === undefined ? null : String(c.expectedVersion))),
-      ] as unknown as Knex.RawBinding,
-    );
-    return rows.map((row) => User.fromJson(row, { skipValidation: true }));
   }
 
   /**
