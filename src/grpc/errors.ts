@@ -110,6 +110,12 @@ interface Mapped {
  * Objection wraps driver errors (db-errors) but keeps the SQLSTATE on
  * `nativeError.code`; knex.raw surfaces the pg error itself.
  */
+const concurrentUpdate: Mapped = {
+  code: status.ABORTED,
+  reason: "CONCURRENT_UPDATE",
+  message: "conflicted with a concurrent transaction; retry",
+};
+
 const sqlStateCodes: Record<string, Mapped> = {
   "23505": { code: status.ALREADY_EXISTS, reason: "UNIQUE_VIOLATION", message: "already exists" },
   "23503": {
@@ -120,16 +126,8 @@ const sqlStateCodes: Record<string, Mapped> = {
   "23514": { code: status.INVALID_ARGUMENT, reason: "CHECK_VIOLATION", message: "violates a check constraint" },
   "23502": { code: status.INVALID_ARGUMENT, reason: "NOT_NULL_VIOLATION", message: "misses a required value" },
   "22": { code: status.INVALID_ARGUMENT, reason: "INVALID_VALUE", message: "holds a value the database cannot store" },
-  "40001": {
-    code: status.ABORTED,
-    reason: "CONCURRENT_UPDATE",
-    message: "conflicted with a concurrent transaction; retry",
-  },
-  "40P01": {
-    code: status.ABORTED,
-    reason: "CONCURRENT_UPDATE",
-    message: "conflicted with a concurrent transaction; retry",
-  },
+  "40001": concurrentUpdate,
+  "40P01": concurrentUpdate,
   "57014": { code: status.DEADLINE_EXCEEDED, reason: "QUERY_CANCELLED", message: "took too long and was cancelled" },
   "08": { code: status.UNAVAILABLE, reason: "DATABASE_UNAVAILABLE", message: "could not reach the database; retry" },
   "53": {
