@@ -2,6 +2,7 @@
 // DATABASE_URL points at PgBouncer, which multiplexes the service's pool over
 // two server connections, and DATABASE_MIGRATION_URL at PostgreSQL itself,
 // because the migrator's session advisory lock needs a session of its own.
+import { sdkError as rejection } from "./sdk-error.js";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -9,7 +10,7 @@ import { status } from "@grpc/grpc-js";
 import pg from "pg";
 import { pino } from "pino";
 import { UserView } from "../gen/blog/v1/user_pb.js";
-import { BlogClientError, createBlogClient } from "../src/client/index.js";
+import { createBlogClient } from "../src/client/index.js";
 import type { BlogClient } from "../src/client/index.js";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
@@ -58,15 +59,6 @@ async function direct<R extends pg.QueryResultRow>(sql: string, params: unknown[
   } finally {
     await c.end();
   }
-}
-
-async function rejection(call: Promise<unknown>): Promise<BlogClientError> {
-  const error = await call.then(
-    () => assert.fail("expected the call to fail"),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof BlogClientError, String(error));
-  return error;
 }
 
 describe("behind PgBouncer in transaction mode", { skip: missing }, () => {

@@ -6,6 +6,7 @@
 // standby, a row is written straight to the primary, and a read without a
 // write position does not find it (while the primary has it). The standby's
 // pg_stat_activity showing the service's queries backs that up.
+import { sdkError as rejection } from "./sdk-error.js";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Client, Metadata, credentials, status } from "@grpc/grpc-js";
@@ -98,15 +99,6 @@ async function whilePaused(work: () => Promise<void>): Promise<void> {
   } finally {
     await standby.query("SELECT pg_wal_replay_resume()").catch(() => {});
   }
-}
-
-async function rejection(call: Promise<unknown>): Promise<BlogClientError> {
-  const error = await call.then(
-    () => assert.fail("expected the call to fail"),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof BlogClientError, String(error));
-  return error;
 }
 
 const found = (client: BlogClient, id: bigint) =>

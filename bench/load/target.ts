@@ -3,8 +3,8 @@ import { Client, Metadata, credentials, status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import pg from "pg";
 import { loadBlogProtos, methodByPath } from "../peer/protos.js";
-import { peerMethods } from "../peer/queries.js";
-import type { PeerError, Sql } from "../peer/queries.js";
+import { countingSql, peerMethods } from "../peer/queries.js";
+import type { PeerError } from "../peer/queries.js";
 import type { Scenario } from "../scenarios/scenario.js";
 
 /** Done receives a call's outcome; responses are kept only when asked for (samples). */
@@ -61,14 +61,7 @@ export function grpcTarget(address: string): Target {
  */
 export function pgTarget(databaseUrl: string, max: number): Target {
   const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: "bench-pg" });
-  let statements = 0;
-  const sql: Sql = {
-    query: (text, values) => {
-      statements++;
-      return pool.query(text, values);
-    },
-    connect: () => pool.connect(),
-  };
+  const { sql, statements } = countingSql(pool);
   const protos = loadBlogProtos();
   const methods = new Map<string, ReturnType<typeof methodByPath>>();
   const method = (path: string) => methods.get(path) ?? methods.set(path, methodByPath(protos, path)).get(path)!;
@@ -86,7 +79,7 @@ export function pgTarget(databaseUrl: string, max: number): Target {
         },
       );
     },
-    statements: () => statements,
+    statements,
     close: () => pool.end(),
   };
 }

@@ -1,5 +1,5 @@
 import { status } from "@grpc/grpc-js";
-import type { PoolClient, QueryResult, QueryResultRow } from "pg";
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from "pg";
 
 // The peer's handlers as most grpc-node examples write them: plain objects in
 // the shape @grpc/proto-loader expects (snake_case, int64 as strings), one
@@ -12,6 +12,19 @@ export interface Sql {
   query<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
   /** connect checks out a client for a transaction or a COPY; release it when done. */
   connect(): Promise<PoolClient>;
+}
+
+/** countingSql wraps a pool so the harness can report SQL statements per call. */
+export function countingSql(pool: Pool): { sql: Sql; statements: () => number } {
+  let statements = 0;
+  const sql: Sql = {
+    query: (text, values) => {
+      statements++;
+      return pool.query(text, values);
+    },
+    connect: () => pool.connect(),
+  };
+  return { sql, statements: () => statements };
 }
 
 /** PeerMethod answers one unary call from its decoded request. */

@@ -3,8 +3,8 @@ import type { ServiceDefinition } from "@grpc/proto-loader";
 import pg from "pg";
 import { answerOrchestrator } from "../servers/child.js";
 import { loadBlogProtos } from "./protos.js";
-import { peerMethods } from "./queries.js";
-import type { PeerError, PeerMethod, Sql } from "./queries.js";
+import { countingSql, peerMethods } from "./queries.js";
+import type { PeerError, PeerMethod } from "./queries.js";
 
 // `peer`: the thinnest hand-written equivalent of the service, written the way
 // most grpc-node examples are: @grpc/proto-loader on the same .proto files,
@@ -16,14 +16,7 @@ const pool = new pg.Pool({
   max: Number(process.env.DATABASE_POOL_MAX ?? 10),
   application_name: "bench-peer",
 });
-let statements = 0;
-const sql: Sql = {
-  query: (text, values) => {
-    statements++;
-    return pool.query(text, values);
-  },
-  connect: () => pool.connect(),
-};
+const { sql, statements } = countingSql(pool);
 
 function unary(method: PeerMethod): grpc.handleUnaryCall<object, object> {
   return (call, callback) => {
@@ -58,7 +51,7 @@ const port = await new Promise<number>((resolve, reject) =>
 );
 answerOrchestrator({
   port,
-  statements: () => statements,
+  statements,
   stop: async () => {
     server.forceShutdown();
     await pool.end();
