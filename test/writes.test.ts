@@ -3,7 +3,9 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { UserView } from "../gen/blog/v1/user_pb.js";
-import { grpcError, startTestEnv } from "./helpers.js";
+import pg from "pg";
+import { countStatements, grpcError, startTestEnv } from "./helpers.js";
+import { until } from "./poll.js";
 import type { TestEnv } from "./helpers.js";
 
 let env: TestEnv;
@@ -221,4 +223,71 @@ describe("request id retention", () => {
     const left = (await env.db("idempotency_keys").whereIn("request_id", [old, fresh])).map((r) => r.requestId);
     assert.deepEqual(left, [fresh]);
   });
+});
+
+describe("concurrent updates", () => {
+  it("share one statement, and each caller still gets its own outcome", async () => {
+    const users = await Promise.all(Array.from({ length: 20 }, (_, i) => newUser(`U${i}`, i)));
+    const stale = users[3]!;
+    await env.users.updateUser({ user: { id: stale.id, age: 99 }, updateMask: { paths: ["age"] } });
+    let results: PromiseSettledResult<unknown>[] = [];
+    const statements = await countStatements(env.db, async () => {
+      results = await Promise.allSettled([
+        ...users.map((u, i) =>
+          env.users.updateUser({ user: { id: u.id, age: 100 + i, etag: u.etag }, updateMask: { paths: ["age"] } }),
+        ),
+        env.users.updateUser({ user: { id: 987_987n, age: 1 }, updateMask: { paths: ["age"] } }),
+        env.users.updateUser({ user: { id: users[5]!.id, name: "Renamed" }, updateMask: { paths: ["name"] } }),
+      ]);
+    });
+    // One by one: 22 UPDATEs plus 2 existence checks. Batched: a few.
+    assert.ok(statements.length <= 10, `${statements.length} statements`);
+    results.slice(0, 20).forEach((r, i) => {
+      if (i === 3) {
+        assert.equal(r.status, "rejected");
+        assert.equal((r as PromiseRejectedResult).reason.code, status.ABORTED);
+      } else {
+        assert.equal(r.status, "fulfilled", `update ${i}: ${r.status === "rejected" ? r.reason.details : ""}`);
+        assert.equal((r as PromiseFulfilledResult<{ user?: { age: number } }>).value.user?.age, 100 + i);
+      }
+    });
+    assert.equal((results[20] as PromiseRejectedResult).reason.code, status.NOT_FOUND);
+    const renamed = await env.users.getUser({ id: users[5]!.id });
+    assert.equal(renamed.user?.name, "Renamed");
+    assert.equal(renamed.user?.age, 105, "both updates to one user applied, one after the other");
+  });
+
+  it(
+    "do not wait on a row another transaction holds; its own update keeps its deadline",
+    { timeout: 20_000 },
+    async () => {
+      const users = await Promise.all(Array.from({ length: 8 }, (_, i) => newUser(`L${i}`, i)));
+      const locked = users[0]!;
+      const lock = new pg.Client({ connectionString: env.db.client.config.connection.connectionString });
+      await lock.connect();
+      try {
+        await lock.query("BEGIN");
+        await lock.query("SELECT id FROM users WHERE id = $1 FOR UPDATE", [String(locked.id)]);
+        const update = (id: bigint, age: number, deadline?: number) =>
+          env.users.updateUser({ user: { id, age }, updateMask: { paths: ["age"] } }, deadline ? { deadline } : {});
+        const blocked = grpcError(update(locked.id, 77, Date.now() + 700));
+        // The others finish while the lock is still held: the shared statement skipped the locked row.
+        const others = await Promise.all(users.slice(1).map((u, i) => update(u.id, 50 + i)));
+        others.forEach((r, i) => assert.equal(r.user?.age, 50 + i));
+        assert.equal((await blocked).code, status.DEADLINE_EXCEEDED);
+        // The server's deadline (sent relative, so a little later than the client's) cancels the waiting UPDATE.
+        const waiting = async () => {
+          const { rows } = await env.db.raw<{ rows: unknown[] }>(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+          );
+          return rows.length;
+        };
+        await until("the update waiting on the lock is cancelled", async () => (await waiting()) === 0);
+      } finally {
+        await lock.query("ROLLBACK");
+        await lock.end();
+      }
+      assert.equal((await env.users.getUser({ id: locked.id })).user?.age, 0, "the timed-out update did not apply");
+    },
+  );
 });

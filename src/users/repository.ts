@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
-import { Batcher } from "../db/batcher.js";
+import { Batcher, WriteBatcher } from "../db/batcher.js";
 import { idempotentCreate } from "../db/idempotency.js";
 import { primaryReader } from "../db/read-routing.js";
 import type { Reader } from "../db/read-routing.js";
@@ -19,6 +19,13 @@ import type { UserRow } from "./model.js";
 export interface UserFields {
   name: string;
   age: number;
+}
+
+/** One UpdateUser's change: the row, the new values, and the etag's version if one was sent. */
+interface Change {
+  id: bigint;
+  fields: Partial<UserFields>;
+  expectedVersion: bigint | undefined;
 }
 
 /** postsPerUserInList caps the posts each user carries in a FULL listing (documented in the API). */
@@ -86,6 +93,55 @@ export class UserRepository {
       const query = User.query(db).findByIds(ids.map(String));
       return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
     });
+  }
+
+  /**
+   * change is update for concurrent callers: the changes of one event-loop
+   * turn share one `UPDATE ... FROM unnest(...)` statement that skips rows
+   * another transaction has locked (`FOR UPDATE SKIP LOCKED`), so the shared
+   * statement never waits on a lock and needs no caller's deadline. A change
+   * that statement did not apply (alone in its turn, a locked, missing or
+   * stale row, a second change of the same user) runs as update, in the
+   * caller's own context: bound by its deadline, and telling missing from
+   * stale.
+   */
+  async change(id: bigint, fields: Partial<UserFields>, expectedVersion?: bigint): Promise<WriteResult<User>> {
+    const applied = await this.changes.write({ id, fields, expectedVersion });
+    return applied !== undefined ? { kind: "done", value: applied } : this.update(id, fields, expectedVersion);
+  }
+
+  private readonly changes = new WriteBatcher<Change, User | undefined>(async (batch) => {
+    if (batch.length < 2) return batch.map(() => undefined);
+    const first = new Map<bigint, Change>();
+    for (const change of batch) if (!first.has(change.id)) first.set(change.id, change);
+    const updated = new Map((await this.updateMany([...first.values()])).map((row) => [row.id, row]));
+    return batch.map((change) => (first.get(change.id) === change ? updated.get(change.id) : undefined));
+  });
+
+  private async updateMany(changes: Change[]): Promise<User[]> {
+    const column = <T>(pick: (c: Change) => T) => changes.map(pick);
+    const { rows } = await this.db.raw<{ rows: Record<string, unknown>[] }>(
+      `WITH v AS (
+         SELECT * FROM unnest(?::bigint[], ?::text[], ?::int[], ?::bigint[]) AS v(id, name, age, expected)
+       ), free AS MATERIALIZED (
+         SELECT u.id FROM users AS u JOIN v ON u.id = v.id FOR UPDATE OF u SKIP LOCKED
+       )
+       UPDATE users AS u SET
+         name = COALESCE(v.name, u.name),
+         age = COALESCE(v.age, u.age),
+         version = u.version + 1,
+         update_time = now()
+       FROM v
+       WHERE u.id = v.id AND u.id IN (SELECT id FROM free) AND (v.expected IS NULL OR u.version = v.expected)
+       RETURNING u.id, u.name, u.age, u.version, u.create_time AS "createTime", u.update_time AS "updateTime"`,
+      [
+        column((c) => String(c.id)),
+        column((c) => c.fields.name ?? null),
+        column((c) => c.fields.age ?? null),
+        column((c) => (c.expectedVersion === undefined ? null : String(c.expectedVersion))),
+      ] as unknown as Knex.RawBinding,
+    );
+    return rows.map((row) => User.fromJson(row, { skipValidation: true }));
   }
 
   /**

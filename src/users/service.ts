@@ -68,7 +68,7 @@ export function userService(
         if (version !== undefined && version !== current.version) throw staleEtag(status.ABORTED, "user", user.id);
         return { user: userToProto(current) };
       }
-      const result = await users.update(user.id, fields, version);
+      const result = await users.change(user.id, fields, version);
       if (result.kind === "missing") throw notFound("user", user.id);
       if (result.kind === "stale") throw staleEtag(status.ABORTED, "user", user.id);
       return { user: userToProto(result.value) };
