@@ -13,6 +13,8 @@ export interface BenchOptions {
   users: number;
   postsPerUser: number;
   concurrency: number[];
+  /** concurrencyGiven is true when --concurrency was passed: it then also replaces scenarios' own sweeps. */
+  concurrencyGiven: boolean;
   warmupMs: number;
   durationMs: number;
   /** rounds splits each timed phase into slices taken in turn by every implementation. */
@@ -30,7 +32,8 @@ const usage = `npm run bench -- [options]
   --quick                 every scenario very briefly on a tiny data set (CI)
   --users N               seeded users (default 100000; --quick 200)
   --posts-per-user M      seeded posts per user (default 10)
-  --concurrency 1,16,64   calls kept in flight (default 1,16,64; --quick 1,4)
+  --concurrency 1,16,64   calls kept in flight (default 1,16,64; --quick 1,4; ExportPosts 1,2
+                          unless this is given)
   --warmup S              warm-up seconds per implementation (default 3; --quick 0.2)
   --duration S            timed seconds per implementation (default 10; --quick 0.5)
   --rounds R              timed slices per implementation, interleaved (default 5; --quick 1)
@@ -92,6 +95,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchOptions {
     users: number(values.users, "users", quick ? 200 : 100_000),
     postsPerUser: number(values["posts-per-user"], "posts-per-user", 10),
     concurrency,
+    concurrencyGiven: values.concurrency !== undefined,
     warmupMs: number(values.warmup, "warmup", quick ? 0.2 : 3, false) * 1000,
     durationMs: number(values.duration, "duration", quick ? 0.5 : 10, false) * 1000,
     rounds: number(values.rounds, "rounds", quick ? 1 : 5),

@@ -18,10 +18,11 @@ export interface Bench {
 
 const rotate = <T>(items: T[], by: number) => items.map((_, i) => items[(i + by) % items.length]!);
 
-function newTally(): Tally {
+function newTally(scenario: Scenario): Tally {
   return {
     histogram: newHistogram(),
     calls: 0,
+    rows: scenario.rowField === undefined ? undefined : 0,
     errors: 0,
     errorSample: undefined,
     elapsedMs: 0,
@@ -38,7 +39,7 @@ function newTally(): Tally {
 async function measureAt(bench: Bench, scenario: Scenario, concurrency: number): Promise<Measurement[]> {
   const { options, load, targets, servers } = bench;
   const impls = [...targets.keys()];
-  const tallies = new Map(impls.map((impl) => [impl, newTally()]));
+  const tallies = new Map(impls.map((impl) => [impl, newTally(scenario)]));
   for (const impl of impls) {
     const warm = await load.run(targets.get(impl)!, scenario.id, concurrency, options.warmupMs, false);
     const tally = tallies.get(impl)!;
@@ -57,6 +58,7 @@ async function measureAt(bench: Bench, scenario: Scenario, concurrency: number):
       tally.histogram.add(result.histogram!);
       result.histogram!.destroy();
       tally.calls += result.calls;
+      if (tally.rows !== undefined) tally.rows += result.rows;
       tally.errors += result.errors;
       tally.errorSample ??= result.errorSample;
       tally.elapsedMs += result.elapsedMs;
@@ -72,16 +74,23 @@ async function measureAt(bench: Bench, scenario: Scenario, concurrency: number):
   });
 }
 
+/** sweep is the concurrency levels a scenario runs at: its own, unless --concurrency was given. */
+function sweep(options: BenchOptions, scenario: Scenario): number[] {
+  return options.concurrencyGiven ? options.concurrency : (scenario.concurrency ?? options.concurrency);
+}
+
+const rate = (m: Measurement) =>
+  m.rowsPerSecond === null
+    ? `${Number(m.callsPerSecond.toPrecision(3))}/s`
+    : `${Math.round(m.rowsPerSecond).toLocaleString("en-US")} rows/s`;
+
 /** measureScenario sweeps the concurrency levels, printing a line per level. */
 export async function measureScenario(bench: Bench, scenario: Scenario): Promise<Measurement[]> {
   const all: Measurement[] = [];
-  for (const concurrency of bench.options.concurrency) {
+  for (const concurrency of sweep(bench.options, scenario)) {
     const measured = await measureAt(bench, scenario, concurrency);
     const line = measured
-      .map(
-        (m) =>
-          `${m.implementation} ${Math.round(m.callsPerSecond)}/s p99 ${m.p99Ms} ms${m.errors ? ` ${m.errors} errors` : ""}`,
-      )
+      .map((m) => `${m.implementation} ${rate(m)} p99 ${m.p99Ms} ms${m.errors ? ` ${m.errors} errors` : ""}`)
       .join(" | ");
     console.log(`  ${scenario.title} @${concurrency}: ${line}`);
     all.push(...measured);

@@ -8,6 +8,7 @@ import type { TargetRef } from "./load/protocol.js";
 import { measureScenario } from "./measure.js";
 import type { Bench } from "./measure.js";
 import { machine } from "./report/machine.js";
+import { copyNote } from "./report/markdown.js";
 import { addRatios } from "./report/results.js";
 import type { BenchResults, ScenarioResult } from "./report/results.js";
 import { problems, writeResults } from "./report/write.js";
@@ -15,7 +16,7 @@ import { scenarios } from "./scenarios/index.js";
 import { postgresVersion, provisionDatabase } from "./setup/database.js";
 import { seed } from "./setup/seed.js";
 import { startAll } from "./servers/start-all.js";
-import { verifyScenario } from "./verify.js";
+import { sameRowCount, verifyScenario } from "./verify.js";
 
 // `npm run bench`: provision a database, seed it, start every implementation
 // in its own process, verify their answers agree, measure each scenario
@@ -71,10 +72,12 @@ async function main(): Promise<number> {
       scenario,
       targets,
       load,
-      (p, r) => echo?.setCanned(p, r) ?? Promise.resolve(),
+      (p, r, repeat) => echo?.setCanned(p, r, repeat) ?? Promise.resolve(),
+      scenario.echoRepeat?.(data) ?? 1,
     );
     for (const [impl, verdict] of Object.entries(verification)) {
-      if (verdict !== "ok") console.log(`  ${impl}: answer differs from the service's: ${verdict}`);
+      if (verdict === sameRowCount) console.log(`  ${impl}: ${copyNote}`);
+      else if (verdict !== "ok") console.log(`  ${impl}: answer differs from the service's: ${verdict}`);
     }
     const result: ScenarioResult = {
       id: scenario.id,

@@ -5,6 +5,16 @@ import type { LoadGenerator } from "./load/generator.js";
 import type { TargetRef } from "./load/protocol.js";
 import type { Scenario } from "./scenarios/scenario.js";
 
+/**
+ * sameRowCount is the verdict on a direct pg limit (COPY) whose row count is
+ * the service's: COPY returns no rows, so nothing more can be compared. It is
+ * not a difference, and it is reported as what it is.
+ */
+export const sameRowCount = "same row count";
+
+/** accepted tells whether a verdict lets the run pass. */
+export const accepted = (verdict: string) => verdict === "ok" || verdict === sameRowCount;
+
 const clip = (s: string | undefined) => (s !== undefined && s.length > 80 ? `${s.slice(0, 80)}…` : s);
 
 /** firstDifference names the first field (JSON path) where actual and expected differ. */
@@ -39,16 +49,40 @@ function compare(scenario: Scenario, expected: MessageShape<DescMessage>[], actu
   return `message ${i}: ${where}`;
 }
 
+/** judge compares one implementation's sample answer with the service's (decoded, or its rows for a COPY limit). */
+function judge(
+  scenario: Scenario,
+  impl: Implementation,
+  answer: { responses?: Buffer[]; rows?: number; error?: string },
+  expected: MessageShape<DescMessage>[],
+  expectedRows: number | undefined,
+): string {
+  if (answer.responses === undefined) return `failed: ${answer.error}`;
+  if (impl === "pg" && scenario.direct !== undefined) {
+    if (answer.rows === expectedRows) return sameRowCount;
+    return `${answer.rows ?? "no"} rows instead of ${expectedRows ?? "none counted"}`;
+  }
+  try {
+    return compare(scenario, expected, decode(scenario, answer.responses));
+  } catch (error) {
+    return `undecodable answer: ${String(error)}`;
+  }
+}
+
 /**
  * verifyScenario sends the scenario's sample request to every implementation
- * and compares each decoded answer with the service's, after normalize. The
- * service's answer also becomes the echo's canned answer.
+ * and compares each decoded answer with the service's, after normalize; a
+ * direct pg limit's answer is a row count, compared with the rows of the
+ * service's answer. The service's answer also becomes the echo's canned
+ * answer: played once for the echo's own sample, then `repeat` times a call
+ * for the measurements (a stream as long as a measured call's).
  */
 export async function verifyScenario(
   scenario: Scenario,
   targets: Map<Implementation, TargetRef>,
   load: LoadGenerator,
-  setCanned: (path: string, responses: Buffer[]) => Promise<void>,
+  setCanned: (path: string, responses: Buffer[], repeat: number) => Promise<void>,
+  repeat: number,
 ): Promise<Partial<Record<Implementation, string>>> {
   const verdicts: Partial<Record<Implementation, string>> = {};
   const service = await load.sample(targets.get("service")!, scenario.id);
@@ -58,22 +92,13 @@ export async function verifyScenario(
   }
   verdicts.service = "ok";
   const expected = decode(scenario, service.responses);
-  if (targets.has("echo")) {
-    await setCanned(`/${scenario.method.parent.typeName}/${scenario.method.name}`, service.responses);
-  }
+  const path = `/${scenario.method.parent.typeName}/${scenario.method.name}`;
+  if (targets.has("echo")) await setCanned(path, service.responses, 1);
   for (const [impl, target] of targets) {
     if (impl === "service") continue;
     const answer = await load.sample(target, scenario.id);
-    verdicts[impl] =
-      answer.responses === undefined
-        ? `failed: ${answer.error}`
-        : (() => {
-            try {
-              return compare(scenario, expected, decode(scenario, answer.responses));
-            } catch (error) {
-              return `undecodable answer: ${String(error)}`;
-            }
-          })();
+    verdicts[impl] = judge(scenario, impl, answer, expected, service.rows);
   }
+  if (targets.has("echo") && repeat !== 1) await setCanned(path, service.responses, repeat);
   return verdicts;
 }

@@ -16,6 +16,12 @@ export function encodeRequest(scenario: Scenario, data: DataSet, sample = false)
  * loop: each lane starts its next call when the previous one ends), then waits
  * for the calls still running. Successful latencies go to histogram, in
  * microseconds. stopped ends the phase early (the run is being torn down).
+ *
+ * Only whole calls count, each when it ends, so a call that outlasts the phase
+ * extends it, and every lane makes at least one call however short the phase.
+ * Time is each lane's own, from the start until its last call ended, averaged
+ * over the lanes: a lane that stopped early is not charged for the others'
+ * tail, which matters when calls last seconds (ExportPosts).
  */
 export function drive(
   target: Target,
@@ -29,18 +35,21 @@ export function drive(
   return new Promise((resolve) => {
     const started = performance.now();
     const deadline = started + durationMs;
-    const counts: PhaseCounts = { calls: 0, errors: 0, errorSample: undefined, elapsedMs: 0 };
+    const counts: PhaseCounts = { calls: 0, rows: 0, errors: 0, errorSample: undefined, elapsedMs: 0 };
     let running = lanes;
+    let laneMs = 0;
     const next = () => {
       if (stopped() || performance.now() >= deadline) {
-        if (--running === 0) resolve({ ...counts, elapsedMs: performance.now() - started });
+        laneMs += performance.now() - started;
+        if (--running === 0) resolve({ ...counts, elapsedMs: laneMs / lanes });
         return;
       }
       const request = encodeRequest(scenario, data);
       const callStarted = performance.now();
-      target.call(scenario, request, false, (error) => {
+      target.call(scenario, request, false, (error, _responses, rows) => {
         if (error === undefined) {
           counts.calls++;
+          counts.rows += rows ?? 0;
           histogram?.recordValue(Math.max(1, Math.round((performance.now() - callStarted) * 1000)));
         } else {
           counts.errors++;

@@ -77,34 +77,40 @@ export class LoadGenerator {
       this.workers
         .map((worker, i) => ({ worker, lanes: share(concurrency, this.workers.length, i) }))
         .filter(({ lanes }) => lanes > 0)
-        .map(({ worker, lanes }) => this.ask(worker, { type: "run", target, scenario, lanes, durationMs, record })),
+        .map(async ({ worker, lanes }) => ({
+          lanes,
+          answer: await this.ask(worker, { type: "run", target, scenario, lanes, durationMs, record }),
+        })),
     );
     const result: PhaseResult = {
       calls: 0,
+      rows: 0,
       errors: 0,
       errorSample: undefined,
       elapsedMs: 0,
       statements: 0,
       histogram: record ? newHistogram() : undefined,
     };
-    for (const answer of answers) {
+    for (const { lanes, answer } of answers) {
       if (answer.type !== "ran") continue;
       result.calls += answer.calls;
+      result.rows += answer.rows;
       result.errors += answer.errors;
       result.errorSample ??= answer.errorSample;
-      result.elapsedMs = Math.max(result.elapsedMs, answer.elapsedMs);
+      // Each thread's mean lane time, weighted by its lanes: the mean over every lane.
+      result.elapsedMs += (answer.elapsedMs * lanes) / concurrency;
       result.statements += answer.statements;
       if (result.histogram && answer.histogram) addEncoded(result.histogram, answer.histogram);
     }
     return result;
   }
 
-  /** sample sends the scenario's sample request once and returns the encoded answers. */
-  async sample(target: TargetRef, scenario: string): Promise<{ responses?: Buffer[]; error?: string }> {
+  /** sample sends the scenario's sample request once and returns the encoded answers and their rows. */
+  async sample(target: TargetRef, scenario: string): Promise<{ responses?: Buffer[]; rows?: number; error?: string }> {
     const answer = await this.ask(this.workers[0]!, { type: "sample", target, scenario });
     if (answer.type !== "sampled") throw new Error("unexpected answer from the load generator");
     if (answer.error !== undefined || answer.responses === undefined) return { error: answer.error ?? "no answer" };
-    return { responses: answer.responses.map((r) => Buffer.from(r)) };
+    return { responses: answer.responses.map((r) => Buffer.from(r)), rows: answer.rows };
   }
 
   /** close ends the phase running, closes every channel and pool (waiting up to 5 s), then ends the threads. */

@@ -24,14 +24,23 @@ export type ToWorker =
 /** PhaseCounts is what one thread saw during one phase. */
 export interface PhaseCounts {
   calls: number;
+  /** rows is the rows the successful calls' answers carried (0 where the scenario has no rowField). */
+  rows: number;
   errors: number;
   /** errorSample is the first error's code and message. */
   errorSample: string | undefined;
+  /** elapsedMs is the lanes' mean busy time: each lane from the start until its last call ended. */
   elapsedMs: number;
 }
 
 /** FromWorker answers a ToWorker with the same id. */
 export type FromWorker =
   | ({ type: "ran"; id: number; histogram: string | undefined; statements: number } & PhaseCounts)
-  | { type: "sampled"; id: number; responses: Uint8Array[] | undefined; error: string | undefined }
+  | {
+      type: "sampled";
+      id: number;
+      responses: Uint8Array[] | undefined;
+      rows: number | undefined;
+      error: string | undefined;
+    }
   | { type: "closed"; id: number };

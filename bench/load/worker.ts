@@ -48,8 +48,8 @@ port.on("message", async (message: ToWorker) => {
     histogram?.destroy();
   } else if (message.type === "sample") {
     const s = scenario(message.scenario);
-    target(message.target).call(s, encodeRequest(s, setup.data, true), true, (error, responses) =>
-      reply({ type: "sampled", id: message.id, error, responses: error === undefined ? responses : undefined }),
+    target(message.target).call(s, encodeRequest(s, setup.data, true), true, (error, responses, rows) =>
+      reply({ type: "sampled", id: message.id, error, responses: error === undefined ? responses : undefined, rows }),
     );
   } else {
     closing = true;

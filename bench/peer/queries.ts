@@ -10,11 +10,19 @@ import type { Pool, PoolClient, QueryResult, QueryResultRow } from "pg";
 /** Sql is the part of pg.Pool the handlers use, so a caller can count statements. */
 export interface Sql {
   query<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
-  /** connect checks out a client for a transaction or a COPY; release it when done. */
-  connect(): Promise<PoolClient>;
+  /**
+   * streaming runs one streamed statement (a COPY, a cursor) on a client of
+   * its own, checked out of the pool and released when run settles (discarded
+   * after a failure, which may leave it mid-statement).
+   */
+  streaming<T>(run: (client: PoolClient) => Promise<T>): Promise<T>;
 }
 
-/** countingSql wraps a pool so the harness can report SQL statements per call. */
+/**
+ * countingSql wraps a pool so the harness can report SQL statements per call:
+ * each query is one, and so is each streamed statement, however many
+ * round trips its rows take (as the service's Knex counts a stream).
+ */
 export function countingSql(pool: Pool): { sql: Sql; statements: () => number } {
   let statements = 0;
   const sql: Sql = {
@@ -22,7 +30,18 @@ export function countingSql(pool: Pool): { sql: Sql; statements: () => number } 
       statements++;
       return pool.query(text, values);
     },
-    connect: () => pool.connect(),
+    streaming: async (run) => {
+      statements++;
+      const client = await pool.connect();
+      try {
+        const result = await run(client);
+        client.release();
+        return result;
+      } catch (error) {
+        client.release(error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      }
+    },
   };
   return { sql, statements: () => statements };
 }
@@ -44,7 +63,8 @@ interface UserRow {
   version: string;
 }
 
-interface PostRow {
+/** PostRow is a row of posts as the peer selects it. */
+export interface PostRow {
   id: string;
   user_id: string;
   title: string;
@@ -55,14 +75,16 @@ interface PostRow {
 }
 
 const userColumns = "id, name, age, create_time, update_time, version";
-const postColumns = "id, user_id, title, content, create_time, update_time, version";
+/** postColumns are the columns every post answer needs. */
+export const postColumns = "id, user_id, title, content, create_time, update_time, version";
 
 function timestamp(date: Date): Timestamp {
   const ms = date.getTime();
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }
 
-function post(row: PostRow) {
+/** post maps a row to the proto-loader shape of blog.v1.Post. */
+export function post(row: PostRow) {
   return {
     id: row.id,
     user_id: row.user_id,

@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { ServiceDefinition } from "@grpc/proto-loader";
 import pg from "pg";
 import { answerOrchestrator } from "../servers/child.js";
+import { peerStreams } from "./export.js";
 import { loadBlogProtos } from "./protos.js";
 import { countingSql, peerMethods } from "./queries.js";
 import type { PeerError, PeerMethod } from "./queries.js";
@@ -39,7 +40,9 @@ for (const definition of Object.values(protos)) {
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const [methodName, method] of Object.entries(service)) {
     const own = peerMethods[method.path];
+    const stream = peerStreams[method.path];
     if (own !== undefined) handlers[methodName] = unary(own);
+    else if (stream !== undefined) handlers[methodName] = stream(sql);
   }
   server.addService(service, handlers);
 }

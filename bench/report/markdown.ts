@@ -1,14 +1,22 @@
+import { sameRowCount } from "../verify.js";
 import type { BenchResults, Measurement, Ratio, ScenarioResult } from "./results.js";
 
-const cell = (value: number | null | undefined, digits = 2) =>
+/** copyNote says what was compared of a COPY limit's answer, which has no rows to compare. */
+export const copyNote = "same number of rows (its COPY path returns no rows, so only the count is compared)";
+
+/** cell formats a figure for a table cell, with "—" for none. */
+export const cell = (value: number | null | undefined, digits = 2) =>
   value === null || value === undefined ? "—" : value.toLocaleString("en-US", { maximumFractionDigits: digits });
 const ratio = (r: Ratio | undefined, key: keyof Ratio) => (r === undefined ? "" : `${r[key].toFixed(2)}×`);
 
-function row(m: Measurement): string {
+function row(m: Measurement, rows: boolean): string {
   return `| ${[
     m.concurrency,
     m.implementation === "service" ? "**service**" : m.implementation,
-    cell(m.callsPerSecond, 0),
+    m.callsPerSecond < 100
+      ? m.callsPerSecond.toLocaleString("en-US", { maximumSignificantDigits: 3 })
+      : cell(m.callsPerSecond, 0),
+    ...(rows ? [cell(m.rowsPerSecond, 0)] : []),
     cell(m.p50Ms),
     cell(m.p99Ms),
     cell(m.p999Ms),
@@ -24,17 +32,26 @@ function row(m: Measurement): string {
 function scenarioTable(s: ScenarioResult): string {
   const checks = Object.entries(s.verification)
     .filter(([impl]) => impl !== "service")
-    .map(([impl, verdict]) => `${impl} ${verdict === "ok" ? "equal" : `DIFFERENT (${verdict})`}`)
+    .map(([impl, verdict]) => {
+      if (verdict === sameRowCount) return `${impl} ${copyNote}`;
+      return `${impl} ${verdict === "ok" ? "equal" : `DIFFERENT (${verdict})`}`;
+    })
     .join(", ");
   const errors = s.measurements.filter((m) => m.errorSample !== null);
+  const rows = s.measurements.some((m) => m.rowsPerSecond !== null);
+  const perCall = s.measurements
+    .filter((m) => m.concurrency === s.measurements[0]?.concurrency)
+    .map((m) => `${m.implementation} ${cell(m.rowsPerCall, 0)}`)
+    .join(", ");
   return [
     `#### ${s.title}`,
     "",
     `\`${s.method}\`; limit: \`${s.limit}\`. Sample answers compared with the service's: ${checks || "none"}.`,
+    ...(rows ? ["", `rows/s counts the rows the answers carried; rows per call: ${perCall}.`] : []),
     "",
-    "| concurrency | implementation | calls/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MB | SQL/call | calls/s ÷ peer | p99 ÷ peer | calls/s ÷ limit |",
-    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ...s.measurements.map(row),
+    `| concurrency | implementation | calls/s |${rows ? " rows/s |" : ""} p50 ms | p99 ms | p99.9 ms | errors | peak RSS MB | SQL/call | calls/s ÷ peer | p99 ÷ peer | calls/s ÷ limit |`,
+    `| ---: | --- | ---: |${rows ? " ---: |" : ""} ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    ...s.measurements.map((m) => row(m, rows)),
     ...(errors.length > 0
       ? ["", ...errors.map((m) => `- ${m.implementation} at ${m.concurrency}: ${m.errorSample}`)]
       : []),

@@ -14,6 +14,10 @@ export interface Measurement {
   concurrency: number;
   calls: number;
   callsPerSecond: number;
+  /** rowsPerSecond is the rows the answers carried per second, for scenarios counted in rows; else null. */
+  rowsPerSecond: number | null;
+  /** rowsPerCall is the rows one successful call's answer carried on average; null where not counted. */
+  rowsPerCall: number | null;
   p50Ms: number;
   p99Ms: number;
   p999Ms: number;
@@ -64,6 +68,8 @@ export interface BenchResults {
 export interface Tally {
   histogram: Histogram;
   calls: number;
+  /** rows is undefined where the scenario is not counted in rows. */
+  rows: number | undefined;
   errors: number;
   errorSample: string | undefined;
   elapsedMs: number;
@@ -73,6 +79,12 @@ export interface Tally {
 
 const round = (n: number, digits: number) => Number(n.toFixed(digits));
 const ms = (us: number) => round(us / 1000, 3);
+/** perSecond keeps 3 significant digits below 100/s, where calls last seconds (ExportPosts), one decimal above. */
+const perSecond = (count: number, elapsedMs: number) => {
+  if (elapsedMs <= 0) return 0;
+  const rate = (count * 1000) / elapsedMs;
+  return rate < 100 ? Number(rate.toPrecision(3)) : round(rate, 1);
+};
 
 /** measure turns a tally into the figures reported. */
 export function measure(implementation: Implementation, concurrency: number, tally: Tally): Measurement {
@@ -81,7 +93,9 @@ export function measure(implementation: Implementation, concurrency: number, tal
     implementation,
     concurrency,
     calls: tally.calls,
-    callsPerSecond: tally.elapsedMs > 0 ? round((tally.calls * 1000) / tally.elapsedMs, 1) : 0,
+    callsPerSecond: perSecond(tally.calls, tally.elapsedMs),
+    rowsPerSecond: tally.rows === undefined ? null : perSecond(tally.rows, tally.elapsedMs),
+    rowsPerCall: tally.rows === undefined || tally.calls === 0 ? null : round(tally.rows / tally.calls, 1),
     p50Ms: ms(h.getValueAtPercentile(50)),
     p99Ms: ms(h.getValueAtPercentile(99)),
     p999Ms: ms(h.getValueAtPercentile(99.9)),

@@ -63,7 +63,8 @@ function plot(
 
 /** svg charts calls/s and p99 against concurrency, one row per scenario, one line per implementation. */
 export function svg(r: BenchResults): string {
-  const levels = r.settings.concurrency;
+  // A scenario may sweep levels of its own (ExportPosts): each row has its measured ones.
+  const levelsOf = (s: ScenarioResult) => [...new Set(s.measurements.map((m) => m.concurrency))].sort((a, b) => a - b);
   const width = panel.width * 2;
   const height = legendHeight + panel.height * r.scenarios.length;
   const legend = implementations.map(
@@ -74,8 +75,8 @@ export function svg(r: BenchResults): string {
   const rows = r.scenarios.map((s, i) => {
     const y0 = legendHeight + i * panel.height;
     return [
-      plot(s, levels, (m) => m.callsPerSecond, "calls/s", 0, y0),
-      plot(s, levels, (m) => m.p99Ms, "p99 ms", panel.width, y0),
+      plot(s, levelsOf(s), (m) => m.callsPerSecond, "calls/s", 0, y0),
+      plot(s, levelsOf(s), (m) => m.p99Ms, "p99 ms", panel.width, y0),
     ].join("\n");
   });
   return [

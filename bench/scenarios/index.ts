@@ -1,6 +1,7 @@
 import { batchCreatePosts } from "./batch-create-posts.js";
 import { createPost } from "./create-post.js";
 import { getUserBasic } from "./get-user-basic.js";
+import { exportPosts } from "./export-posts.js";
 import { getUserFull } from "./get-user-full.js";
 import { listUsersFull } from "./list-users-full.js";
 import type { Scenario } from "./scenario.js";
@@ -14,6 +15,7 @@ export const scenarios: Scenario[] = [
   getUserBasic,
   getUserFull,
   listUsersFull,
+  exportPosts,
   updateUser,
   createPost,
   batchCreatePosts,

@@ -1,12 +1,20 @@
 import { clearField } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { PeerMethod } from "../peer/queries.js";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import type { Sql } from "../peer/queries.js";
 
 /** DataSet is the seeded size: users 1..users, each with postsPerUser posts. */
 export interface DataSet {
   users: number;
   postsPerUser: number;
 }
+
+/**
+ * DirectMethod is a pg limit on another path than the peer's SQL (COPY). It
+ * answers with the number of rows it moved, which is all COPY tells: its
+ * sample answer is compared with the service's by that count alone.
+ */
+export type DirectMethod = (sql: Sql, request: any) => Promise<number>;
 
 /**
  * Scenario is one RPC measured on every implementation. Adding one is a small
@@ -27,8 +35,14 @@ export interface Scenario<M extends DescMethod = DescMethod> {
   sample(data: DataSet): MessageInitShape<M["input"]>;
   /** normalize clears what legitimately differs between two correct answers (new ids, write times). */
   normalize?(response: MessageShape<M["output"]>): void;
-  /** direct replaces the peer's handler as the pg limit when the limit is another path (COPY). */
-  direct?: PeerMethod;
+  /** direct replaces the peer's handler as the pg limit when the limit is another path (COPY); it needs rowField. */
+  direct?: DirectMethod;
+  /** rowField names the answer's repeated field whose entries are rows: set, the report gives rows/s. */
+  rowField?: string;
+  /** concurrency replaces the default sweep (not an explicit --concurrency) where calls last seconds. */
+  concurrency?: number[];
+  /** echoRepeat is how many times the echo replays the sample's stream per call, to stream as much as a measured call. */
+  echoRepeat?(data: DataSet): number;
 }
 
 /** defineScenario keeps a scenario's request and response types checked against its method. */
@@ -46,4 +60,20 @@ export function clearFields(schema: DescMessage, message: object, names: string[
   for (const field of schema.fields) {
     if (names.includes(field.name)) clearField(message as MessageShape<DescMessage>, field);
   }
+}
+
+/** rowCounter counts the rows of one encoded answer message by the tags of rowField, without decoding them. */
+export function rowCounter(scenario: Scenario): ((message: Uint8Array) => number) | undefined {
+  const field = scenario.method.output.fields.find((f) => f.name === scenario.rowField);
+  if (field === undefined) return undefined;
+  return (message) => {
+    const reader = new BinaryReader(message);
+    let rows = 0;
+    while (reader.pos < reader.len) {
+      const [number, wireType] = reader.tag();
+      if (number === field.number) rows++;
+      reader.skip(wireType, number);
+    }
+    return rows;
+  };
 }

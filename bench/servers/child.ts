@@ -5,8 +5,8 @@ export interface ChildOptions {
   port: number;
   /** statements is the number of SQL statements sent so far. */
   statements: () => number;
-  /** canned receives the echo's answers for one method, base64 protobuf messages. */
-  canned?: (path: string, responses: Buffer[]) => void;
+  /** canned receives the echo's answers for one method, and how many times a stream replays them. */
+  canned?: (path: string, responses: Buffer[], repeat: number) => void;
   stop: () => Promise<void>;
 }
 
@@ -26,6 +26,7 @@ export function answerOrchestrator(options: ChildOptions): void {
       options.canned?.(
         message.path,
         message.responses.map((r) => Buffer.from(r, "base64")),
+        message.repeat,
       );
       send({ type: "ack", id: message.id });
     }

@@ -7,9 +7,10 @@ import { answerOrchestrator } from "./child.js";
 // `echo`: the transport's limit. A grpc-js server on the service's own
 // descriptors that answers every call with canned bytes (the service's answer
 // to the scenario's sample request, sent by the orchestrator): no decoding,
-// no database, no encoding.
+// no database, no encoding. A stream replays its canned messages `repeat`
+// times, as fast as the client reads (it waits for 'drain').
 
-const canned = new Map<string, Buffer[]>();
+const canned = new Map<string, { responses: Buffer[]; repeat: number }>();
 const identity = (bytes: Buffer) => bytes;
 const server = new Server();
 for (const service of new Set(scenarios.map((s) => s.method.parent))) {
@@ -23,16 +24,24 @@ for (const service of new Set(scenarios.map((s) => s.method.parent))) {
   for (const [name, method] of Object.entries(definition)) {
     const missing = { code: status.UNIMPLEMENTED, details: `no canned answer for ${method.path}` };
     const stream: handleServerStreamingCall<Buffer, Buffer> = (call) => {
-      const responses = canned.get(method.path);
-      if (responses === undefined) {
+      const found = canned.get(method.path);
+      if (found === undefined) {
         call.emit("error", missing);
         return;
       }
-      for (const response of responses) call.write(response);
-      call.end();
+      const { responses, repeat } = found;
+      const total = responses.length * repeat;
+      let sent = 0;
+      const more = () => {
+        while (sent < total && !call.cancelled) {
+          if (!call.write(responses[sent++ % responses.length])) return void call.once("drain", more);
+        }
+        call.end();
+      };
+      more();
     };
     const unary: handleUnaryCall<Buffer, Buffer> = (_call, callback) => {
-      const [response] = canned.get(method.path) ?? [];
+      const [response] = canned.get(method.path)?.responses ?? [];
       if (response === undefined) callback(missing);
       else callback(null, response);
     };
@@ -49,6 +58,6 @@ const port = await new Promise<number>((resolve, reject) =>
 answerOrchestrator({
   port,
   statements: () => 0,
-  canned: (path, responses) => canned.set(path, responses),
+  canned: (path, responses, repeat) => canned.set(path, { responses, repeat }),
   stop: async () => server.forceShutdown(),
 });

@@ -9,12 +9,12 @@ export interface RunningServer {
   readonly address: string;
   /** statements asks the process how many SQL statements it has sent so far. */
   statements(): Promise<number>;
-  /** setCanned hands the echo its answers for one method. */
-  setCanned(path: string, responses: Buffer[]): Promise<void>;
+  /** setCanned hands the echo its answers for one method; a stream replays them `repeat` times. */
+  setCanned(path: string, responses: Buffer[], repeat: number): Promise<void>;
   stop(): Promise<void>;
 }
 
-type Request = { type: "stats" } | { type: "canned"; path: string; responses: string[] };
+type Request = { type: "stats" } | { type: "canned"; path: string; responses: string[]; repeat: number };
 
 /**
  * startServer forks `node --import tsx entry` (plus nodeArgs) with env and
@@ -63,8 +63,8 @@ export async function startServer(
       const answer = await ask({ type: "stats" });
       return answer.type === "stats" ? answer.statements : 0;
     },
-    setCanned: async (path, responses) => {
-      await ask({ type: "canned", path, responses: responses.map((r) => r.toString("base64")) });
+    setCanned: async (path, responses, repeat) => {
+      await ask({ type: "canned", path, responses: responses.map((r) => r.toString("base64")), repeat });
     },
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null && child.connected) {
