@@ -145,7 +145,8 @@ const sqlStateCodes: Record<string, Mapped> = {
 /** Node's socket errors that mean "the database is not reachable right now". */
 const networkErrors = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND"]);
 
-function sqlState(error: unknown): string | undefined {
+/** sqlState is a database error's SQLSTATE, from a pg error or Objection's wrapper of one. */
+export function sqlState(error: unknown): string | undefined {
   const candidates = [error, (error as { nativeError?: unknown } | null)?.nativeError];
   for (const candidate of candidates) {
     const code = (candidate as { code?: unknown } | null)?.code;

@@ -21,6 +21,9 @@ export interface PostFields {
   content: string;
 }
 
+/** NewPost is one row to insert. */
+type NewPost = PostFields & { userId: bigint };
+
 /**
  * PostRepository holds every query on posts; each method takes an optional
  * transaction. Writes go to db (the primary); reads go through reader, which
@@ -50,25 +53,39 @@ export class PostRepository {
     );
   }
 
-  /** createMany inserts every post in one multi-row INSERT: all or nothing. */
-  async createMany(userId: bigint, posts: PostFields[]): Promise<Post[]> {
-    return Post.query(this.db)
-      .insert(posts.map((fields) => ({ userId, ...fields })))
-      .returning("*");
+  /** createMany inserts every post in one INSERT, in order: all or nothing. */
+  createMany(userId: bigint, posts: PostFields[]): Promise<Post[]> {
+    return this.insertMany(posts.map((fields) => ({ userId, ...fields })));
   }
 
   /**
    * add is create for concurrent callers: the adds of one event-loop turn go
-   * in one multi-row INSERT; if it fails (say, one user is missing), it is
-   * split until every caller has its own answer.
+   * in one INSERT; if it fails (say, one user is missing), it is split until
+   * every caller has its own answer.
    */
   add(userId: bigint, fields: PostFields): Promise<Post> {
     return this.adds.write({ userId, ...fields });
   }
 
-  private readonly adds = new WriteBatcher<PostFields & { userId: bigint }, Post>(async (rows) =>
-    Post.query(this.db).insert(rows).returning("*"),
-  );
+  private readonly adds = new WriteBatcher<NewPost, Post>((rows) => this.insertMany(rows));
+
+  /**
+   * insertMany is one `INSERT ... SELECT FROM unnest(...)` with three array
+   * parameters however many rows there are (a multi-row VALUES list would
+   * bind three parameters a row: 3,000 for a batch of 1,000, each parsed and
+   * planned by PostgreSQL). Rows come back in the order given.
+   */
+  private async insertMany(rows: NewPost[]): Promise<Post[]> {
+    const column = <T>(pick: (row: NewPost) => T) => rows.map(pick);
+    const { rows: inserted } = await this.db.raw<{ rows: Record<string, unknown>[] }>(
+      `INSERT INTO posts (user_id, title, content)
+       SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[])
+       RETURNING id, user_id AS "userId", title, content, version,
+         create_time AS "createTime", update_time AS "updateTime"`,
+      [column((r) => String(r.userId)), column((r) => r.title), column((r) => r.content)] as unknown as Knex.RawBinding,
+    );
+    return inserted.map((row) => Post.fromJson(row, { skipValidation: true }));
+  }
 
   /** find is get for concurrent callers: one turn's finds share one `WHERE id IN (...)` statement. */
   find(id: bigint): Promise<Post | undefined> {

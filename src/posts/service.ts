@@ -1,10 +1,9 @@
 import { status } from "@grpc/grpc-js";
-import { ForeignKeyViolationError } from "objection";
 import { PostSchema } from "../../gen/blog/v1/post_pb.js";
 import { CreatePostRequestSchema } from "../../gen/blog/v1/post_service_pb.js";
 import type { PostService } from "../../gen/blog/v1/post_service_pb.js";
 import type { ServiceImpl } from "../grpc/adapter.js";
-import { ServiceError, errorInfo, notFound, required, staleEtag } from "../grpc/errors.js";
+import { ServiceError, errorInfo, notFound, required, sqlState, staleEtag } from "../grpc/errors.js";
 import { expectedVersion } from "../grpc/etag.js";
 import { maskedPaths } from "../grpc/field-mask.js";
 import { readsOwnWrites } from "../grpc/min-lsn.js";
@@ -18,12 +17,14 @@ import { postsListing } from "./listing.js";
 import { postToProto } from "./mapper.js";
 import type { PostFields, PostRepository } from "./repository.js";
 
+const foreignKeyViolation = "23503";
+
 /** The foreign key, not a prior SELECT, decides: no race with a concurrent DeleteUser. */
 async function forExistingUser<T>(userId: bigint, write: () => Promise<T>): Promise<T> {
   try {
     return await write();
   } catch (error) {
-    if (error instanceof ForeignKeyViolationError) throw notFound("user", userId);
+    if (sqlState(error) === foreignKeyViolation) throw notFound("user", userId);
     throw error;
   }
 }
