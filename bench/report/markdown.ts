@@ -58,6 +58,27 @@ function scenarioTable(s: ScenarioResult): string {
   ].join("\n");
 }
 
+/**
+ * summary is one line per scenario and concurrency: the service's rate and
+ * its ratios to the peer, the figures the performance targets are read from.
+ */
+function summary(r: BenchResults): string {
+  const lines = r.scenarios.flatMap((s) =>
+    s.measurements
+      .filter((m) => m.implementation === "service")
+      .map((m) => {
+        const rate =
+          m.rowsPerSecond === null ? `${cell(m.callsPerSecond, 0)} calls/s` : `${cell(m.rowsPerSecond, 0)} rows/s`;
+        return `| ${s.title} | ${m.concurrency} | ${rate} | ${ratio(m.vsPeer, "callsPerSecond")} | ${ratio(m.vsPeer, "p99")} | ${cell(m.statementsPerRpc)} |`;
+      }),
+  );
+  return [
+    "| scenario | in flight | service | service ÷ peer | p99 ÷ peer | service SQL/call |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ...lines,
+  ].join("\n");
+}
+
 /** markdown renders the results as bench/results/latest.md (also pasted into the README). */
 export function markdown(r: BenchResults): string {
   const m = r.machine;
@@ -72,6 +93,8 @@ export function markdown(r: BenchResults): string {
       `pool ${r.settings.pool}; ${r.settings.workers} load-generator thread(s).`,
     "",
     "Ratios: calls/s ÷ peer above 1 means the service does more calls per second; p99 ÷ peer above 1 means a slower p99.",
+    "",
+    summary(r),
     "",
     ...r.scenarios.flatMap((s) => [scenarioTable(s), ""]),
   ].join("\n");
