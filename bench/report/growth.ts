@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Implementation } from "../args.js";
-import { cell } from "./markdown.js";
+import { cell, ranOn } from "./markdown.js";
 import type { BenchResults } from "./results.js";
 
 /** growthTarget is issue 6's bound: at the largest size, no figure worse than this many times the smallest's. */
@@ -103,13 +103,11 @@ function table(s: GrowthResults["scenarios"][number], users: number[]): string {
 /** growthMarkdown renders bench/results/growth.md. */
 export function growthMarkdown(g: GrowthResults): string {
   const r = g.runs[0]!;
-  const m = r.machine;
   const s = r.settings;
   return [
     "### Cost as the data grows",
     "",
-    `\`${g.command}\` on ${g.generatedAt.slice(0, 10)}: ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}; ` +
-      `Node ${r.node}; PostgreSQL ${r.postgres} (${r.database.startsWith("an embedded") ? "embedded" : "DATABASE_URL"}). ` +
+    `${ranOn(g.command, g.generatedAt, r)} ` +
       `Data sets: ${g.users.map(size).join(" and ")} users × ${r.dataSet.postsPerUser} posts, each seeded into a fresh ` +
       `database, measured by its own \`npm run bench\` and dropped before the next. Each implementation: ` +
       `${s.warmupMs / 1000} s warm-up, ${s.durationMs / 1000} s timed in ${s.rounds} interleaved slice(s) per concurrency; ` +

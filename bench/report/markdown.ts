@@ -79,14 +79,21 @@ function summary(r: BenchResults): string {
   ].join("\n");
 }
 
+/** ranOn says which command ran when, on what machine, Node and PostgreSQL: the start of every report. */
+export function ranOn(command: string, generatedAt: string, r: BenchResults): string {
+  const m = r.machine;
+  return (
+    `\`${command}\` on ${generatedAt.slice(0, 10)}: ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}; ` +
+    `Node ${r.node}; PostgreSQL ${r.postgres} (${r.database.startsWith("an embedded") ? "embedded" : "DATABASE_URL"}).`
+  );
+}
+
 /** markdown renders the results as bench/results/latest.md (also pasted into the README). */
 export function markdown(r: BenchResults): string {
-  const m = r.machine;
   return [
     "### Latest figures",
     "",
-    `\`${r.command}\` on ${r.generatedAt.slice(0, 10)}: ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}; ` +
-      `Node ${r.node}; PostgreSQL ${r.postgres} (${r.database.startsWith("an embedded") ? "embedded" : "DATABASE_URL"}). ` +
+    `${ranOn(r.command, r.generatedAt, r)} ` +
       `Data set: ${r.dataSet.users.toLocaleString("en-US")} users × ${r.dataSet.postsPerUser} posts ` +
       `(${r.dataSet.posts.toLocaleString("en-US")} posts). Each implementation: ${r.settings.warmupMs / 1000} s warm-up, ` +
       `${r.settings.durationMs / 1000} s timed in ${r.settings.rounds} interleaved slice(s) per concurrency; ` +
