@@ -52,7 +52,7 @@ export class Batcher<K, V> {
 
 /**
  * WriteBatcher coalesces the writes of one event-loop turn into one statement
- * (`runMany`, e.g. a multi-row INSERT). A failed batch is split in halves and
+ * (`runMany`, e.g. one INSERT of many rows). A failed batch is split in halves and
  * retried down to single writes, so every caller gets its own outcome (one
  * caller's bad row never fails another's) in O(log n) extra statements.
  */

@@ -3,6 +3,7 @@ import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
 import { Batcher, WriteBatcher } from "../db/batcher.js";
 import { idempotentCreate } from "../db/idempotency.js";
 import { primaryReader } from "../db/read-routing.js";
+import { unnestModels } from "../db/unnest.js";
 import type { Reader } from "../db/read-routing.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { WriteResult } from "../db/write-result.js";
@@ -75,16 +76,16 @@ export class PostRepository {
    * bind three parameters a row: 3,000 for a batch of 1,000, each parsed and
    * planned by PostgreSQL). Rows come back in the order given.
    */
-  private async insertMany(rows: NewPost[]): Promise<Post[]> {
-    const column = <T>(pick: (row: NewPost) => T) => rows.map(pick);
-    const { rows: inserted } = await this.db.raw<{ rows: Record<string, unknown>[] }>(
+  private insertMany(rows: NewPost[]): Promise<Post[]> {
+    return unnestModels<Post>(
+      this.db,
+      Post,
       `INSERT INTO posts (user_id, title, content)
        SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[])
        RETURNING id, user_id AS "userId", title, content, version,
          create_time AS "createTime", update_time AS "updateTime"`,
-      [column((r) => String(r.userId)), column((r) => r.title), column((r) => r.content)] as unknown as Knex.RawBinding,
+      [rows.map((r) => String(r.userId)), rows.map((r) => r.title), rows.map((r) => r.content)],
     );
-    return inserted.map((row) => Post.fromJson(row, { skipValidation: true }));
   }
 
   /** find is get for concurrent callers: one turn's finds share one `WHERE id IN (...)` statement. */

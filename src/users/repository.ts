@@ -3,6 +3,7 @@ import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
 import { Batcher, WriteBatcher } from "../db/batcher.js";
 import { idempotentCreate } from "../db/idempotency.js";
 import { primaryReader } from "../db/read-routing.js";
+import { unnestModels } from "../db/unnest.js";
 import type { Reader } from "../db/read-routing.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { WriteResult } from "../db/write-result.js";
@@ -118,9 +119,10 @@ export class UserRepository {
     return batch.map((change) => (first.get(change.id) === change ? updated.get(change.id) : undefined));
   });
 
-  private async updateMany(changes: Change[]): Promise<User[]> {
-    const column = <T>(pick: (c: Change) => T) => changes.map(pick);
-    const { rows } = await this.db.raw<{ rows: Record<string, unknown>[] }>(
+  private updateMany(changes: Change[]): Promise<User[]> {
+    return unnestModels<User>(
+      this.db,
+      User,
       `WITH v AS (
          SELECT * FROM unnest(?::bigint[], ?::text[], ?::int[], ?::bigint[]) AS v(id, name, age, expected)
        ), free AS MATERIALIZED (
@@ -135,13 +137,12 @@ export class UserRepository {
        WHERE u.id = v.id AND u.id IN (SELECT id FROM free) AND (v.expected IS NULL OR u.version = v.expected)
        RETURNING u.id, u.name, u.age, u.version, u.create_time AS "createTime", u.update_time AS "updateTime"`,
       [
-        column((c) => String(c.id)),
-        column((c) => c.fields.name ?? null),
-        column((c) => c.fields.age ?? null),
-        column((c) => (c.expectedVersion === undefined ? null : String(c.expectedVersion))),
-      ] as unknown as Knex.RawBinding,
+        changes.map((c) => String(c.id)),
+        changes.map((c) => c.fields.name ?? null),
+        changes.map((c) => c.fields.age ?? null),
+        changes.map((c) => (c.expectedVersion === undefined ? null : String(c.expectedVersion))),
+      ],
     );
-    return rows.map((row) => User.fromJson(row, { skipValidation: true }));
   }
 
   /**
