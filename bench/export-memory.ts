@@ -8,7 +8,7 @@ import { pino } from "pino";
 import { PostService } from "../gen/blog/v1/post_service_pb.js";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
-import { createClient } from "../src/grpc/adapter.js";
+import { createClient } from "../src/client/transport.js";
 import type { HeapSample } from "./servers/heap-sampler.js";
 import { PeakMemory } from "./servers/memory.js";
 import { startServer } from "./servers/spawn.js";

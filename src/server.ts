@@ -1,24 +1,22 @@
-import { Server, ServerCredentials, status } from "@grpc/grpc-js";
-import type { ChannelOptions, ServerInterceptor } from "@grpc/grpc-js";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import type { ChannelOptions } from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import type { Registry } from "prom-client";
 import { PostService } from "../gen/blog/v1/post_service_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { implement, serviceDefinition } from "./grpc/adapter.js";
-import { authInterceptor } from "./grpc/auth.js";
+import { authenticate } from "./grpc/auth.js";
 import type { AuthTokens } from "./grpc/auth-tokens.js";
-import { toServiceError } from "./grpc/errors.js";
 import type { Middleware } from "./grpc/adapter.js";
 import { HealthStatus, ServingStatus, healthService } from "./grpc/health.js";
+import { readYourWrites } from "./grpc/read-your-writes.js";
 import { addReflection } from "./grpc/reflection.js";
 import { serverOptions } from "./grpc/server-options.js";
-import { streamLifetime } from "./grpc/stream-lifetime.js";
 import { validation } from "./grpc/validation.js";
-import { callDeadlines } from "./db/call-deadlines.js";
 import { pruneRequestIds } from "./db/idempotency.js";
 import { monitorDatabase } from "./db/monitor.js";
-import { primaryReader, replicaReader, routeReads } from "./db/read-routing.js";
+import { primaryReader, replicaReader } from "./db/read-routing.js";
 import type { ReplicaSet } from "./db/replicas.js";
 import { lazyPageTokens } from "./list/tokens.js";
 import type { Logger } from "./log.js";
@@ -74,38 +72,41 @@ export function createServer({
   authTokens,
   streamMaxLifetimeMs = 600_000,
 }: ServerDeps): BlogServer {
-  // The first interceptor sees a call first: authentication before anything else.
-  const interceptors: ServerInterceptor[] = [
-    ...(authTokens === undefined ? [] : [authInterceptor(authTokens, log)]),
-    streamLifetime(streamMaxLifetimeMs),
-  ];
-  const server = new Server({ ...grpcOptions, interceptors });
+  const server = new Server(grpcOptions);
   const health = new HealthStatus(
     apiServices.map((s) => s.typeName),
     ServingStatus.NOT_SERVING,
   );
   const logError = (error: unknown, message: string) => log.error({ err: error }, message);
   const observability = instrument({ db, replicas: replicas?.databases, log, services: apiServices });
-  const middleware: Middleware[] = [observability.middleware, validation, callDeadlines];
+  // The first middleware sees a call first: observed (logged, counted, traced), then authenticated, then read.
+  const middleware: Middleware[] = [
+    observability.middleware,
+    ...(authTokens === undefined ? [] : [authenticate(authTokens, log)]),
+    validation,
+  ];
   // With replicas, read-only calls may read from them and writes answer with their WAL position.
-  if (replicas !== undefined) middleware.push(routeReads(db, log));
+  if (replicas !== undefined) middleware.push(readYourWrites(db, log));
   const reader = replicas === undefined ? primaryReader(db) : replicaReader(db, replicas);
+  const options = { middleware, logError, streamLifetimeMs: streamMaxLifetimeMs };
   const pageTokens = lazyPageTokens(db);
   server.addService(
     serviceDefinition(UserService),
-    implement(UserService, userService(new UserRepository(db, reader), pageTokens), { middleware, logError }),
+    implement(UserService, userService(new UserRepository(db, reader), pageTokens), options),
   );
   server.addService(
     serviceDefinition(PostService),
-    implement(PostService, postService(new PostRepository(db, reader), pageTokens), { middleware, logError }),
+    implement(PostService, postService(new PostRepository(db, reader), pageTokens), options),
   );
-  server.addService(serviceDefinition(Health), implement(Health, healthService(health), { logError }));
+  server.addService(
+    serviceDefinition(Health),
+    implement(Health, healthService(health), { logError, streamLifetimeMs: streamMaxLifetimeMs }),
+  );
   addReflection(server, [...apiServices, Health]);
   // Health follows the database: NOT_SERVING while it does not answer, SERVING when it does again.
   const monitor = monitorDatabase(db, {
     intervalMs: dbHealthIntervalMs,
     timeoutMs: Math.min(Math.max(dbHealthIntervalMs, 500), 2000),
-    suspicious: (error) => toServiceError(error, () => {}).code === status.UNAVAILABLE,
     onChange: (reachable) => {
       if (reachable) log.info("database answers: serving");
       else log.warn("database does not answer: not serving");

@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
-import { createClient } from "../src/grpc/adapter.js";
+import { createClient } from "../src/client/transport.js";
 import { createServer } from "../src/server.js";
 import type { BlogServer } from "../src/server.js";
 import { createTestDatabase, grpcError } from "./helpers.js";

@@ -12,7 +12,8 @@ import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { withDefaults } from "../src/client/call.js";
 import { BlogClientError, createBlogClient } from "../src/client/index.js";
-import { createClient, serviceDefinition } from "../src/grpc/adapter.js";
+import { createClient } from "../src/client/transport.js";
+import { serviceDefinition } from "../src/grpc/adapter.js";
 import { startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 

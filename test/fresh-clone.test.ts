@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { credentials } from "@grpc/grpc-js";
 import { UserView } from "../gen/blog/v1/user_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
-import { createClient } from "../src/grpc/adapter.js";
+import { createClient } from "../src/client/transport.js";
 
 // The README's run command from a fresh clone, with no DATABASE_URL: the
 // embedded PostgreSQL is tested, not assumed. The clone sits in a mode-700

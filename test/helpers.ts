@@ -8,8 +8,8 @@ import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
-import { createClient } from "../src/grpc/adapter.js";
-import type { ClientError } from "../src/grpc/adapter.js";
+import { createClient } from "../src/client/transport.js";
+import type { ClientError } from "../src/client/transport.js";
 import { createServer } from "../src/server.js";
 import type { BlogServer } from "../src/server.js";
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import fc from "fast-check";
-import type { ClientError } from "../src/grpc/adapter.js";
+import type { ClientError } from "../src/client/transport.js";
 import { trimWhiteSpace } from "../src/grpc/trim.js";
 import { startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";

@@ -8,8 +8,8 @@ import { credentials, status } from "@grpc/grpc-js";
 import pg from "pg";
 import { PostService } from "../gen/blog/v1/post_service_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
-import { createClient } from "../src/grpc/adapter.js";
-import type { ClientError } from "../src/grpc/adapter.js";
+import { createClient } from "../src/client/transport.js";
+import type { ClientError } from "../src/client/transport.js";
 import { createTestDatabase } from "./helpers.js";
 import { until } from "./poll.js";
 

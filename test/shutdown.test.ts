@@ -4,7 +4,7 @@ import { credentials, status } from "@grpc/grpc-js";
 import pg from "pg";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { createClient } from "../src/grpc/adapter.js";
+import { createClient } from "../src/client/transport.js";
 import { createTestDatabase, grpcError } from "./helpers.js";
 import { startServiceProcess } from "./service-process.js";
 import type { ServiceProcess } from "./service-process.js";

@@ -5,7 +5,7 @@ import type { ChannelCredentials } from "@grpc/grpc-js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { createBlogClient } from "../src/client/index.js";
 import { loadConfig } from "../src/config.js";
-import { createClient } from "../src/grpc/adapter.js";
+import { createClient } from "../src/client/transport.js";
 import { serverCredentials } from "../src/grpc/credentials.js";
 import { makeCertificates } from "./certs.js";
 import type { Certificates } from "./certs.js";

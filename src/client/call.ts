@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Metadata } from "@grpc/grpc-js";
-import type { ClientCallOptions, PromiseClient } from "../grpc/adapter.js";
+import type { ClientCallOptions, PromiseClient } from "./transport.js";
 import { toBlogClientError } from "./errors.js";
 
 /** CallDefaults are applied to every call that does not set its own. */

@@ -24,8 +24,9 @@ import type {
 } from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 
-/** The trailer in which gRPC servers send a binary google.rpc.Status with details. */
-export const statusDetailsKey = "grpc-status-details-bin";
+import { statusDetailsKey } from "../protocol/keys.js";
+
+export { statusDetailsKey };
 
 /** ErrorDetail is one of the standard google.rpc error detail messages. */
 export type ErrorDetail =

@@ -4,7 +4,7 @@ import { Metadata, Server, ServerCredentials } from "@grpc/grpc-js";
 import type { ServerUnaryCall } from "@grpc/grpc-js";
 import { UserService } from "../../gen/blog/v1/user_service_pb.js";
 import { serviceDefinition } from "../grpc/adapter.js";
-import { minLsnKey } from "../grpc/min-lsn.js";
+import { minLsnKey } from "../protocol/keys.js";
 import { createBlogClient } from "./index.js";
 
 // A hand-written server stands in for blog-service: CreateUser answers with

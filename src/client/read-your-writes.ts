@@ -1,6 +1,7 @@
 import { InterceptingCall } from "@grpc/grpc-js";
 import type { Interceptor } from "@grpc/grpc-js";
-import { formatLsn, minLsnKey, minLsnOf } from "../grpc/min-lsn.js";
+import { minLsnKey } from "../protocol/keys.js";
+import { formatLsn, minLsnOf } from "../protocol/lsn.js";
 
 /**
  * readYourWrites is the client half of read-your-writes over read replicas:

@@ -1,4 +1,4 @@
-import { unbound } from "./call-deadlines.js";
+import { unbound } from "../call/scope.js";
 
 interface Waiter<V> {
   resolve(value: V): void;

@@ -3,8 +3,9 @@ import type { Knex } from "knex";
 import { knexSnakeCaseMappers } from "objection";
 import pg from "pg";
 import type { Logger } from "../log.js";
-import { boundStatementsToCalls } from "./call-deadlines.js";
-import { currentCall } from "../observability/call-scope.js";
+import { boundStatementsToCalls } from "./statement-bounds.js";
+import { observeStatements } from "./statements.js";
+import type { StatementObserver } from "./statements.js";
 
 // int8 (ids, COUNT(*)) as bigint rather than string, so ids are bigint end to end.
 pg.types.setTypeParser(pg.types.builtins.INT8, BigInt);
@@ -20,26 +21,16 @@ export interface DatabaseOptions {
   log?: Logger;
 }
 
-interface QueryEvent {
-  sql: string;
-  bindings?: readonly unknown[];
-  __knexQueryUid: string;
-}
-
-function logStatements(db: Knex, log: Logger): void {
-  // Knex emits `query` in the caller's async context: remember which call (request id) sent it.
-  const started = new Map<string, { at: bigint; requestId: string | undefined }>();
-  const fields = (q: QueryEvent) => {
-    const start = started.get(q.__knexQueryUid);
-    started.delete(q.__knexQueryUid);
-    const ms = Number(process.hrtime.bigint() - (start?.at ?? 0n)) / 1e6;
-    return { sql: q.sql, bindings: q.bindings, ms, requestId: start?.requestId };
+/** sqlLog writes every statement with its bindings and duration (LOG_SQL, the demo's echo=True). */
+function sqlLog(log: Logger): StatementObserver {
+  return {
+    end(statement, error) {
+      const ms = Number(process.hrtime.bigint() - statement.startedAt) / 1e6;
+      const line = { sql: statement.sql, bindings: statement.bindings, ms, requestId: statement.call?.requestId };
+      if (error === undefined) log.info(line, "sql");
+      else log.info({ ...line, error: error.message }, "sql failed");
+    },
   };
-  db.on("query", (q: QueryEvent) =>
-    started.set(q.__knexQueryUid, { at: process.hrtime.bigint(), requestId: currentCall()?.requestId }),
-  );
-  db.on("query-response", (_r: unknown, q: QueryEvent) => log.info(fields(q), "sql"));
-  db.on("query-error", (e: Error, q: QueryEvent) => log.info({ ...fields(q), error: e.message }, "sql failed"));
 }
 
 function knexLog(log: Logger): Knex.Logger {
@@ -64,7 +55,7 @@ export function createDatabase(options: DatabaseOptions): Knex {
     // to the service log as JSON, not to the console.
     ...(options.log && { log: knexLog(options.log) }),
   });
-  if (options.logSql && options.log) logStatements(db, options.log);
+  if (options.logSql && options.log) observeStatements(db, [sqlLog(options.log)]);
   boundStatementsToCalls(db);
   return db;
 }

@@ -1,6 +1,8 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Knex } from "knex";
 import pg from "pg";
+import { isUnavailable } from "./errors.js";
+import { connectionSettingsOf } from "./knex-internals.js";
 
 /** DatabaseMonitorOptions says how often to probe and whom to tell. */
 export interface DatabaseMonitorOptions {
@@ -10,8 +12,6 @@ export interface DatabaseMonitorOptions {
   timeoutMs: number;
   /** onChange hears the first verdict and every change: true when the database answers. */
   onChange(reachable: boolean): void;
-  /** suspicious picks the statement errors that call for a probe at once (a lost connection, ...). */
-  suspicious?(error: unknown): boolean;
 }
 
 /** DatabaseMonitor is a running probe; start and stop it with the server. */
@@ -22,8 +22,6 @@ export interface DatabaseMonitor {
   stop(): Promise<void>;
 }
 
-type Settings = pg.ClientConfig;
-
 /**
  * monitorDatabase watches whether PostgreSQL answers, so health can report
  * NOT_SERVING while it is away and SERVING again when it is back, without a
@@ -32,7 +30,7 @@ type Settings = pg.ClientConfig;
  * fails in a suspicious way triggers a probe without waiting for the timer.
  */
 export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): DatabaseMonitor {
-  const settings = (db.client as unknown as { connectionSettings: Settings }).connectionSettings;
+  const settings = connectionSettingsOf(db);
   let client: pg.Client | undefined;
   let reachable: boolean | undefined;
   let stopped = false;
@@ -87,7 +85,7 @@ export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): Data
       schedule();
     }));
   const onQueryError = (error: unknown) => {
-    if (options.suspicious?.(error)) void probeNow();
+    if (isUnavailable(error)) void probeNow();
   };
 
   return {

@@ -1,7 +1,5 @@
-import { status } from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import type { Config } from "../config.js";
-import { toServiceError } from "../grpc/errors.js";
 import type { Logger } from "../log.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { createDatabase } from "./knex.js";
@@ -54,7 +52,6 @@ export async function openDatabase(config: Config, log: Logger): Promise<OpenDat
       : ReplicaSet.open({
           urls: config.databaseReplicaUrls,
           ...options,
-          unreachable: (error) => toServiceError(error, () => {}).code === status.UNAVAILABLE,
         });
   const migrationUrl = config.databaseMigrationUrl;
   let migrator: Knex | undefined;

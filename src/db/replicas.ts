@@ -1,14 +1,14 @@
 import type { Knex } from "knex";
 import pg from "pg";
-import { parseLsn } from "../grpc/min-lsn.js";
+import { parseLsn } from "../protocol/lsn.js";
+import { isRecoveryConflict, isUnavailable } from "./errors.js";
+import { connectionSettingsOf } from "./knex-internals.js";
 import { createDatabase } from "./knex.js";
 import type { DatabaseOptions } from "./knex.js";
 
 /** ReplicaSetOptions are the standbys to read from and how to judge their failures. */
 export interface ReplicaSetOptions extends Omit<DatabaseOptions, "url"> {
   urls: readonly string[];
-  /** unreachable picks the errors that mean "this server cannot be reached" (refused, lost, pool timeout, ...). */
-  unreachable(error: unknown): boolean;
   /** lsnCacheMs is how long a replica's known replay position is trusted without asking again; default 1000. */
   lsnCacheMs?: number;
   /** retryAfterMs is how long an unreachable replica is left alone before it is probed again; default 5000. */
@@ -33,14 +33,6 @@ interface State extends Replica {
   checking: Promise<void> | undefined;
   probe: pg.Client | undefined;
   warnedNotStandby: boolean;
-}
-
-/** SQLSTATE 40001 on a standby: a query cancelled because of a conflict with WAL replay. */
-function recoveryConflict(error: unknown): boolean {
-  for (const candidate of [error, (error as { nativeError?: unknown } | null)?.nativeError]) {
-    if ((candidate as { code?: unknown } | null)?.code === "40001") return true;
-  }
-  return false;
 }
 
 function nameOf(url: string): string {
@@ -116,11 +108,11 @@ export class ReplicaSet {
   failed(replica: Replica, error: unknown): boolean {
     const state = this.replicas.find((r) => r === replica);
     if (state === undefined) return false;
-    if (this.options.unreachable(error)) {
+    if (isUnavailable(error)) {
       this.markDown(state, error);
       return true;
     }
-    return recoveryConflict(error);
+    return isRecoveryConflict(error);
   }
 
   /** close ends the probes and the replicas' pools. */
@@ -155,7 +147,7 @@ export class ReplicaSet {
     const timeout = this.options.probeTimeoutMs ?? 1000;
     try {
       if (r.probe === undefined) {
-        const settings = (r.db.client as unknown as { connectionSettings: pg.ClientConfig }).connectionSettings;
+        const settings = connectionSettingsOf(r.db);
         const client = new pg.Client({
           ...settings,
           application_name: "blog-service replica probe",

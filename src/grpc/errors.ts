@@ -10,12 +10,13 @@ import {
   ResourceInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { CallCancelled, DeadlineExceeded, MissingReference, classify } from "../db/errors.js";
+import type { DatabaseFailure } from "../db/errors.js";
+import { InvalidInput } from "../list/invalid-input.js";
+import { statusDetailsKey } from "../protocol/keys.js";
 
 /** errorDomain is the ErrorInfo.domain of every error this service raises. */
 export const errorDomain = "blog.v1";
-
-/** The trailer gRPC's rich error model (google.rpc.Status) travels in. */
-export const statusDetailsKey = "grpc-status-details-bin";
 
 /**
  * ServiceError is what handlers throw to answer with a gRPC status. Its
@@ -105,106 +106,73 @@ interface Mapped {
   message: string;
 }
 
-/**
- * SQLSTATE classes and codes (PostgreSQL appendix A) mapped to gRPC codes.
- * Objection wraps driver errors (db-errors) but keeps the SQLSTATE on
- * `nativeError.code`; knex.raw surfaces the pg error itself.
- */
-const concurrentUpdate: Mapped = {
-  code: status.ABORTED,
-  reason: "CONCURRENT_UPDATE",
-  message: "conflicted with a concurrent transaction; retry",
-};
+const retryLater = (message: string): Mapped => ({ code: status.UNAVAILABLE, reason: "DATABASE_UNAVAILABLE", message });
 
-const sqlStateCodes: Record<string, Mapped> = {
-  "23505": { code: status.ALREADY_EXISTS, reason: "UNIQUE_VIOLATION", message: "already exists" },
-  "23503": {
+/** The one table from the database layer's failures to what a caller is told. */
+const databaseStatuses: Record<DatabaseFailure, Mapped> = {
+  "unique-violation": { code: status.ALREADY_EXISTS, reason: "UNIQUE_VIOLATION", message: "already exists" },
+  "foreign-key-violation": {
     code: status.FAILED_PRECONDITION,
     reason: "FOREIGN_KEY_VIOLATION",
     message: "refers to a row that does not exist",
   },
-  "23514": { code: status.INVALID_ARGUMENT, reason: "CHECK_VIOLATION", message: "violates a check constraint" },
-  "23502": { code: status.INVALID_ARGUMENT, reason: "NOT_NULL_VIOLATION", message: "misses a required value" },
-  "22": { code: status.INVALID_ARGUMENT, reason: "INVALID_VALUE", message: "holds a value the database cannot store" },
-  "40001": concurrentUpdate,
-  "40P01": concurrentUpdate,
-  "57014": { code: status.DEADLINE_EXCEEDED, reason: "QUERY_CANCELLED", message: "took too long and was cancelled" },
-  "08": { code: status.UNAVAILABLE, reason: "DATABASE_UNAVAILABLE", message: "could not reach the database; retry" },
-  "53": {
-    code: status.UNAVAILABLE,
-    reason: "DATABASE_UNAVAILABLE",
-    message: "found the database out of resources; retry",
+  "check-violation": {
+    code: status.INVALID_ARGUMENT,
+    reason: "CHECK_VIOLATION",
+    message: "violates a check constraint",
   },
-  "57P": {
-    code: status.UNAVAILABLE,
-    reason: "DATABASE_UNAVAILABLE",
-    message: "found the database shutting down; retry",
+  "not-null-violation": {
+    code: status.INVALID_ARGUMENT,
+    reason: "NOT_NULL_VIOLATION",
+    message: "misses a required value",
   },
+  "invalid-value": {
+    code: status.INVALID_ARGUMENT,
+    reason: "INVALID_VALUE",
+    message: "holds a value the database cannot store",
+  },
+  conflict: {
+    code: status.ABORTED,
+    reason: "CONCURRENT_UPDATE",
+    message: "conflicted with a concurrent transaction; retry",
+  },
+  "statement-cancelled": {
+    code: status.DEADLINE_EXCEEDED,
+    reason: "QUERY_CANCELLED",
+    message: "took too long and was cancelled",
+  },
+  unreachable: retryLater("could not reach the database; retry"),
+  "out-of-resources": retryLater("found the database out of resources; retry"),
+  "shutting-down": retryLater("found the database shutting down; retry"),
+  "read-only": retryLater("reached a database that is no longer the primary; retry"),
 };
-
-/** Node's socket errors that mean "the database is not reachable right now". */
-const networkErrors = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND"]);
-
-/** sqlState is a database error's SQLSTATE, from a pg error or Objection's wrapper of one. */
-export function sqlState(error: unknown): string | undefined {
-  const candidates = [error, (error as { nativeError?: unknown } | null)?.nativeError];
-  for (const candidate of candidates) {
-    const code = (candidate as { code?: unknown } | null)?.code;
-    if (typeof code === "string") return code;
-  }
-  return undefined;
-}
-
-const unreachable: Mapped = {
-  code: status.UNAVAILABLE,
-  reason: "DATABASE_UNAVAILABLE",
-  message: "could not reach the database; retry",
-};
-
-function mapSqlState(state: string | undefined): Mapped | undefined {
-  if (state === undefined) return undefined;
-  if (networkErrors.has(state)) return unreachable;
-  return sqlStateCodes[state] ?? sqlStateCodes[state.slice(0, 3)] ?? sqlStateCodes[state.slice(0, 2)];
-}
-
-/**
- * pg's errors (no SQLSTATE) for a connection that died under a query: the
- * server was killed or restarted. Knex prefixes them with the statement.
- */
-const connectionLost =
-  /(^|- )(Connection terminated|Client has encountered a connection error|Client was closed and is not queryable|timeout expired$)/;
-
-/**
- * lostDatabase recognises the errors that mean "no database right now" but
- * carry no SQLSTATE: Knex's pool timeout (KnexTimeoutError: no connection
- * could be had in time) and pg's lost-connection errors, also when Objection
- * wrapped them.
- */
-function lostDatabase(error: unknown): Mapped | undefined {
-  for (const candidate of [error, (error as { nativeError?: unknown } | null)?.nativeError]) {
-    if (!(candidate instanceof Error)) continue;
-    if (candidate.name === "KnexTimeoutError" || connectionLost.test(candidate.message)) return unreachable;
-  }
-  return undefined;
-}
 
 /**
  * toServiceError is the one place where any thrown value becomes a status a
- * caller may read. Database errors map by SQLSTATE to a generic, actionable
- * message naming the constraint (a schema name, never SQL); anything
- * unexpected is logged with its stack and answered as INTERNAL.
+ * caller may read: the neutral errors of the lower layers (list input,
+ * missing references, deadlines, database failures) map here. Database
+ * errors get a generic, actionable message naming the constraint (a schema
+ * name, never SQL); anything unexpected is logged with its stack and
+ * answered as INTERNAL.
  */
 export function toServiceError(error: unknown, log: ErrorLogger): ServiceError {
   if (error instanceof ServiceError) return error;
-  const mapped = mapSqlState(sqlState(error)) ?? lostDatabase(error);
-  if (mapped === undefined) {
+  if (error instanceof InvalidInput) return invalidArgument(error.reason, [error.violation]);
+  if (error instanceof MissingReference) return notFound(error.resource as Resource, error.id);
+  if (error instanceof DeadlineExceeded) {
+    return new ServiceError(status.DEADLINE_EXCEEDED, error.message, [errorInfo("DEADLINE_EXCEEDED")]);
+  }
+  if (error instanceof CallCancelled) return new ServiceError(status.CANCELLED, error.message);
+  const classified = classify(error);
+  if (classified === undefined) {
     log(error, "unexpected error");
     return new ServiceError(status.INTERNAL, "internal error", [errorInfo("INTERNAL")]);
   }
+  const mapped = databaseStatuses[classified.failure];
   if (mapped.code === status.UNAVAILABLE) log(error, "database unavailable");
-  const constraint = (error as { constraint?: unknown }).constraint;
-  const metadata: Record<string, string> = typeof constraint === "string" ? { constraint } : {};
-  const where = typeof constraint === "string" ? ` (constraint ${constraint})` : "";
+  const { constraint } = classified;
+  const metadata: Record<string, string> = constraint === undefined ? {} : { constraint };
+  const where = constraint === undefined ? "" : ` (constraint ${constraint})`;
   return new ServiceError(mapped.code, `the request ${mapped.message}${where}`, [errorInfo(mapped.reason, metadata)]);
 }
 

@@ -3,6 +3,7 @@ import type { DescMessage, Message, MessageShape } from "@bufbuild/protobuf";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
 import type { Violation } from "@bufbuild/protovalidate";
+import { decoded } from "./adapter.js";
 import type { Middleware } from "./adapter.js";
 import { invalidArgument } from "./errors.js";
 import { maskedPaths } from "./field-mask.js";
@@ -47,6 +48,7 @@ export function validateRequest(schema: DescMessage, request: Message): void {
 
 /** validation runs validateRequest before any handler. */
 export const validation: Middleware = (next) => (request, context) => {
-  validateRequest(context.method.input, request as Message);
-  return next(request, context);
+  const message = decoded(context, request) as Message;
+  validateRequest(context.descriptor.input, message);
+  return next(message, context);
 };

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { status } from "@grpc/grpc-js";
-import { ServiceError } from "../grpc/errors.js";
 import { parseFilter } from "./filter.js";
 import type { FieldSpec } from "./filter.js";
+import { InvalidInput } from "./invalid-input.js";
 
 const fields: Record<string, FieldSpec> = {
   id: { column: "t.id", type: "integer", min: 1n, max: 100n },
@@ -28,8 +27,9 @@ function rejects(text: string, message: RegExp) {
   assert.throws(
     () => parseFilter(text, fields),
     (error: unknown) => {
-      assert.ok(error instanceof ServiceError);
-      assert.equal(error.code, status.INVALID_ARGUMENT);
+      assert.ok(error instanceof InvalidInput);
+      assert.equal(error.reason, "INVALID_FILTER");
+      assert.equal(error.violation.field, "filter");
       assert.match(error.message, message);
       return true;
     },

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { invalidArgument } from "../grpc/errors.js";
+import { InvalidInput } from "./invalid-input.js";
 
 // An AIP-160 subset. Grammar (AIP-160's precedence: OR binds tighter than AND,
 // and terms side by side are ANDed):
@@ -45,7 +45,7 @@ const maxDepth = 32;
 const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/i;
 
 function fail(description: string): never {
-  throw invalidArgument("INVALID_FILTER", [{ field: "filter", description }]);
+  throw new InvalidInput("INVALID_FILTER", { field: "filter", description });
 }
 
 const at = (t: Token) => (t.kind === "end" ? "at the end" : `at position ${t.position}`);

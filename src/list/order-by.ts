@@ -1,4 +1,4 @@
-import { invalidArgument } from "../grpc/errors.js";
+import { InvalidInput } from "./invalid-input.js";
 
 /** One ORDER BY term: a whitelisted column and its direction. */
 export interface OrderTerm {
@@ -8,7 +8,7 @@ export interface OrderTerm {
 }
 
 function fail(description: string): never {
-  throw invalidArgument("INVALID_ORDER_BY", [{ field: "order_by", description }]);
+  throw new InvalidInput("INVALID_ORDER_BY", { field: "order_by", description });
 }
 
 /**

@@ -1,9 +1,9 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import type { Knex } from "knex";
-import { invalidArgument } from "../grpc/errors.js";
+import { InvalidInput } from "./invalid-input.js";
 
 function fail(description: string): never {
-  throw invalidArgument("INVALID_PAGE_TOKEN", [{ field: "page_token", description }]);
+  throw new InvalidInput("INVALID_PAGE_TOKEN", { field: "page_token", description });
 }
 
 /**

@@ -1,5 +1,4 @@
 import type { Knex } from "knex";
-import { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
 import { applyKeyset, applyOrder, keyOf } from "./query.js";
 import type { ListQuery, ResourceListing } from "./query.js";
 import type { PageTokens } from "./page-token.js";
@@ -35,23 +34,22 @@ export async function fetchPage<Row extends Record<string, unknown>>(
   };
 }
 
+/** TotalCount is how a listing's total is counted: exactly, as the planner's estimate, or not at all. */
+export type TotalCount = "exact" | "estimated" | "none";
+
 /**
  * totalSize counts the rows matching the filter with knex.raw: exactly
  * (COUNT(*)), or as PostgreSQL's planner estimate (EXPLAIN), which costs the
  * same for a million rows as for ten.
  */
-export async function totalSize(
-  db: Knex,
-  filtered: Knex.QueryBuilder,
-  mode: TotalSizeMode,
-): Promise<bigint | undefined> {
-  if (mode === TotalSizeMode.EXACT) {
+export async function totalSize(db: Knex, filtered: Knex.QueryBuilder, count: TotalCount): Promise<bigint | undefined> {
+  if (count === "exact") {
     const { rows } = await db.raw<{ rows: { count: bigint }[] }>("SELECT COUNT(*) AS count FROM (?) AS matching", [
       filtered,
     ]);
     return rows[0]?.count ?? 0n;
   }
-  if (mode === TotalSizeMode.ESTIMATED) {
+  if (count === "estimated") {
     const { rows } = await db.raw<{ rows: { "QUERY PLAN": { Plan: { "Plan Rows": number } }[] }[] }>(
       "EXPLAIN (FORMAT JSON) (?)",
       [filtered],

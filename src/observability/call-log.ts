@@ -1,8 +1,7 @@
 import { isSpanContextValid } from "@opentelemetry/api";
 import { status } from "@grpc/grpc-js";
-import { authenticatedCaller } from "../grpc/auth.js";
 import type { Logger } from "../log.js";
-import type { CallScope } from "./call-scope.js";
+import type { CallScope } from "../call/scope.js";
 import type { CallObserver } from "./observe.js";
 
 /** elapsedMs is how long the call has run, in milliseconds with microsecond precision. */
@@ -17,14 +16,9 @@ export function elapsedMs(scope: CallScope): number {
  * ran. Request and response bodies and metadata values are never logged.
  */
 export function logCalls(log: Logger): CallObserver {
-  const callers = new WeakMap<CallScope, string>();
   return {
-    start(scope, context) {
-      const caller = authenticatedCaller(context.metadata);
-      if (caller !== undefined) callers.set(scope, caller);
-    },
     end(scope, code) {
-      const caller = callers.get(scope);
+      const caller = scope.caller;
       const ms = elapsedMs(scope);
       const trace = scope.span?.spanContext();
       const line = {
@@ -36,8 +30,8 @@ export function logCalls(log: Logger): CallObserver {
         peer: scope.peer,
         ...(caller === undefined ? {} : { caller }),
         requestId: scope.requestId,
-        sqlStatements: scope.sqlStatements,
-        ...(scope.type === "server_stream" ? { messagesSent: scope.messagesSent } : {}),
+        sqlStatements: scope.counters.sqlStatements,
+        ...(scope.type === "server_stream" ? { messagesSent: scope.counters.messagesSent } : {}),
         ...(trace !== undefined && isSpanContextValid(trace) ? { traceId: trace.traceId } : {}),
       };
       log.info(line, `${scope.service}/${scope.method} ${status[code]} ${ms} ms`);

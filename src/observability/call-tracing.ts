@@ -9,7 +9,7 @@ import {
   DB_SYSTEM_NAME_VALUE_POSTGRESQL,
 } from "@opentelemetry/semantic-conventions";
 import type { CallObserver } from "./observe.js";
-import type { StatementObserver } from "./sql-events.js";
+import type { StatementObserver } from "../db/statements.js";
 
 /** The name spans are reported under (the OpenTelemetry instrumentation scope). */
 export const instrumentationName = "blog-service";
@@ -41,8 +41,8 @@ const serverErrors = new Set([
  */
 export function traceCalls(tracer: Tracer = trace.getTracer(instrumentationName)): CallObserver {
   return {
-    start(scope, context) {
-      const parent = propagation.extract(ROOT_CONTEXT, context.metadata, metadataGetter);
+    start(scope) {
+      const parent = propagation.extract(ROOT_CONTEXT, scope.metadata, metadataGetter);
       const span = tracer.startSpan(
         `${scope.service}/${scope.method}`,
         {
@@ -52,7 +52,6 @@ export function traceCalls(tracer: Tracer = trace.getTracer(instrumentationName)
         parent,
       );
       scope.span = span;
-      scope.traceContext = trace.setSpan(parent, span);
     },
     end(scope, code) {
       const span = scope.span;

@@ -1,15 +1,8 @@
 import type { Knex } from "knex";
 import { Gauge, Histogram } from "prom-client";
 import type { Registry } from "prom-client";
-import type { StatementObserver } from "./sql-events.js";
-
-/** The tarn pool behind Knex; absent once the instance is destroyed. */
-interface Pool {
-  numUsed(): number;
-  numFree(): number;
-  numPendingAcquires(): number;
-  max: number;
-}
+import { poolOf } from "../db/knex-internals.js";
+import type { StatementObserver } from "../db/statements.js";
 
 /**
  * dbMetrics exposes the Knex pool (read at scrape time, so an exhausted pool
@@ -17,7 +10,7 @@ interface Pool {
  * Names follow the OpenTelemetry database client conventions, in Prometheus form.
  */
 export function dbMetrics(registry: Registry, db: Knex): StatementObserver {
-  const pool = () => (db.client as { pool?: Pool }).pool;
+  const pool = () => poolOf(db);
   new Gauge({
     name: "db_client_connection_count",
     help: "Connections in the Knex pool, by state: used (checked out) or idle.",

@@ -2,7 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { Counter, Histogram } from "prom-client";
 import type { Registry } from "prom-client";
-import type { GrpcType } from "./call-scope.js";
+import type { CallType } from "../call/scope.js";
 import type { CallObserver } from "./observe.js";
 
 const methodLabels = ["grpc_type", "grpc_service", "grpc_method"] as const;
@@ -51,7 +51,7 @@ export function grpcMetrics(registry: Registry, services: readonly DescService[]
   // Label children are bound once per method (and code): looking series up by
   // label objects on every call costs more than the call's own bookkeeping.
   const perMethod = new Map<string, ReturnType<typeof bind>>();
-  function bind(type: GrpcType, service: string, method: string) {
+  function bind(type: CallType, service: string, method: string) {
     const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
     return {
       started: started.labels(labels),
@@ -63,7 +63,7 @@ export function grpcMetrics(registry: Registry, services: readonly DescService[]
   }
   for (const service of services) {
     for (const method of service.methods) {
-      const type: GrpcType = method.methodKind === "server_streaming" ? "server_stream" : "unary";
+      const type: CallType = method.methodKind === "server_streaming" ? "server_stream" : "unary";
       const children = bind(type, service.typeName, method.name);
       perMethod.set(`${service.typeName}/${method.name}`, children);
       for (const counter of [children.started, children.received, children.sent]) counter.inc(0);
@@ -71,7 +71,7 @@ export function grpcMetrics(registry: Registry, services: readonly DescService[]
       handling.zero({ grpc_type: type, grpc_service: service.typeName, grpc_method: method.name });
     }
   }
-  const of = (scope: { type: GrpcType; service: string; method: string }) => {
+  const of = (scope: { type: CallType; service: string; method: string }) => {
     const key = `${scope.service}/${scope.method}`;
     let children = perMethod.get(key);
     if (children === undefined) perMethod.set(key, (children = bind(scope.type, scope.service, scope.method)));

@@ -8,7 +8,16 @@ import { traceCalls, traceStatements } from "./call-tracing.js";
 import { dbMetrics } from "./db-metrics.js";
 import { grpcMetrics } from "./grpc-metrics.js";
 import { observeCalls } from "./observe.js";
-import { observeStatements } from "./sql-events.js";
+import { observeStatements } from "../db/statements.js";
+import type { StatementObserver } from "../db/statements.js";
+
+/** countStatements counts each statement for the call that ran it (the call log's sqlStatements). */
+const countStatements: StatementObserver = {
+  start(statement) {
+    if (statement.call !== undefined) statement.call.counters.sqlStatements++;
+  },
+  end() {},
+};
 
 /** Instrumentation is what a server needs to be observable: a middleware and its metrics. */
 export interface Instrumentation {
@@ -34,7 +43,7 @@ export function instrument(deps: {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const middleware = observeCalls([traceCalls(), grpcMetrics(registry, deps.services), logCalls(deps.log)]);
-  const statementObservers = [traceStatements(), dbMetrics(registry, deps.db)];
+  const statementObservers = [countStatements, traceStatements(), dbMetrics(registry, deps.db)];
   const stops = [deps.db, ...(deps.replicas ?? [])].map((db) => observeStatements(db, statementObservers));
   return { middleware, registry, close: () => stops.forEach((stop) => stop()) };
 }

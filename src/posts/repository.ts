@@ -1,14 +1,12 @@
 import type { Knex } from "knex";
-import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
 import { Batcher, WriteBatcher } from "../db/batcher.js";
-import { idempotentCreate } from "../db/idempotency.js";
-import { primaryReader } from "../db/read-routing.js";
-import { unnestModels } from "../db/unnest.js";
-import type { Reader } from "../db/read-routing.js";
+import { MissingReference, isForeignKeyViolation } from "../db/errors.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
-import type { WriteResult } from "../db/write-result.js";
+import type { Reader } from "../db/read-routing.js";
+import { unnestModels } from "../db/unnest.js";
+import { VersionedRepository } from "../db/versioned-repository.js";
 import { fetchPage, totalSize } from "../list/page.js";
-import type { Page } from "../list/page.js";
+import type { Page, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import { applyOrder } from "../list/query.js";
 import type { ListQuery } from "../list/query.js";
@@ -26,46 +24,59 @@ export interface PostFields {
 type NewPost = PostFields & { userId: bigint };
 
 /**
- * PostRepository holds every query on posts; each method takes an optional
- * transaction. Writes go to db (the primary); reads go through reader, which
- * may pick a read replica. Every query that has a user id filters on
- * posts.user_id, the column posts are distributed by on Citus.
+ * inInputOrder places rows that carry their 1-based input position (`ord`)
+ * at that position, and fails unless every input got exactly one row.
  */
-export class PostRepository {
-  constructor(
-    private readonly db: Knex,
-    private readonly reader: Reader = primaryReader(db),
-  ) {}
+export function inInputOrder<T extends object>(rows: (T & { ord?: bigint })[], count: number): T[] {
+  const placed: T[] = new Array<T>(count);
+  for (const row of rows) {
+    const at = Number(row.ord) - 1;
+    if (!(at >= 0 && at < count) || placed[at] !== undefined) throw new Error(`unexpected input position ${row.ord}`);
+    delete row.ord;
+    placed[at] = row;
+  }
+  if (rows.length !== count) throw new Error(`${count} rows were inserted but ${rows.length} came back`);
+  return placed;
+}
 
-  /** create inserts a post; a missing user surfaces as a foreign key violation. */
-  async create(userId: bigint, fields: PostFields, trx?: Knex.Transaction): Promise<Post> {
-    return Post.query(trx ?? this.db)
-      .insert({ userId, ...fields })
-      .returning("*");
+/** The foreign key, not a prior SELECT, decides: no race with a concurrent DeleteUser. */
+async function forExistingUser<T>(userId: bigint, write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (error) {
+    throw isForeignKeyViolation(error) ? new MissingReference("user", userId) : error;
+  }
+}
+
+/**
+ * PostRepository holds every query on posts; the shared ones (get by id,
+ * etag-checked update and delete, idempotent create) come from
+ * VersionedRepository. Every query that has a user id filters on
+ * posts.user_id, the column posts are distributed by on Citus. A write for a
+ * user that does not exist fails with MissingReference.
+ */
+export class PostRepository extends VersionedRepository<Post> {
+  constructor(db: Knex, reader?: Reader) {
+    super(Post, db, reader);
   }
 
   /** createOnce creates the post at most once per request_id (AIP-155). */
   createOnce(userId: bigint, fields: PostFields, key: IdempotencyKey): Promise<IdempotentResult<Post>> {
-    return idempotentCreate(
-      this.db,
-      key,
-      (trx) => this.create(userId, fields, trx),
-      (id, trx) => this.get(id, trx),
-    );
+    return forExistingUser(userId, this.insertOnce({ userId, ...fields }, key));
   }
 
-  /** createMany inserts every post in one INSERT, in order: all or nothing. */
+  /** createMany inserts every post in one INSERT: all or nothing. */
   createMany(userId: bigint, posts: PostFields[]): Promise<Post[]> {
-    return this.insertMany(posts.map((fields) => ({ userId, ...fields })));
+    return forExistingUser(userId, this.insertMany(posts.map((fields) => ({ userId, ...fields }))));
   }
 
   /**
-   * add is create for concurrent callers: the adds of one event-loop turn go
-   * in one INSERT; if it fails (say, one user is missing), it is split until
-   * every caller has its own answer.
+   * add creates one post for concurrent callers: the adds of one event-loop
+   * turn go in one INSERT; if it fails (say, one user is missing), it is
+   * split until every caller has its own answer.
    */
   add(userId: bigint, fields: PostFields): Promise<Post> {
-    return this.adds.write({ userId, ...fields });
+    return forExistingUser(userId, this.adds.write({ userId, ...fields }));
   }
 
   private readonly adds = new WriteBatcher<NewPost, Post>((rows) => this.insertMany(rows));
@@ -74,18 +85,29 @@ export class PostRepository {
    * insertMany is one `INSERT ... SELECT FROM unnest(...)` with three array
    * parameters however many rows there are (a multi-row VALUES list would
    * bind three parameters a row: 3,000 for a batch of 1,000, each parsed and
-   * planned by PostgreSQL). Rows come back in the order given.
+   * planned by PostgreSQL). PostgreSQL does not promise that RETURNING comes
+   * in input order (on a distributed table it does not), so each row takes
+   * its id from the sequence next to its input position (`WITH ORDINALITY`),
+   * and the rows are put back in input order by that position.
    */
-  private insertMany(rows: NewPost[]): Promise<Post[]> {
-    return unnestModels<Post>(
+  private async insertMany(rows: NewPost[]): Promise<Post[]> {
+    const inserted = await unnestModels<Post & { ord?: bigint }>(
       this.db,
       Post,
-      `INSERT INTO posts (user_id, title, content)
-       SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[])
-       RETURNING id, user_id AS "userId", title, content, version,
-         create_time AS "createTime", update_time AS "updateTime"`,
+      `WITH input AS MATERIALIZED (
+         SELECT nextval(pg_get_serial_sequence('posts', 'id')) AS id, t.*
+         FROM unnest(?::bigint[], ?::text[], ?::text[]) WITH ORDINALITY AS t(user_id, title, content, ord)
+       ), inserted AS (
+         INSERT INTO posts (id, user_id, title, content)
+         SELECT id, user_id, title, content FROM input ORDER BY ord
+         RETURNING id, user_id, title, content, version, create_time, update_time
+       )
+       SELECT input.ord, inserted.id, inserted.user_id AS "userId", inserted.title, inserted.content,
+         inserted.version, inserted.create_time AS "createTime", inserted.update_time AS "updateTime"
+       FROM inserted JOIN input USING (id)`,
       [rows.map((r) => String(r.userId)), rows.map((r) => r.title), rows.map((r) => r.content)],
     );
+    return inInputOrder(inserted, rows.length);
   }
 
   /** find is get for concurrent callers: one turn's finds share one `WHERE id IN (...)` statement. */
@@ -97,34 +119,6 @@ export class PostRepository {
     const posts = await this.reader.read(async (db) => Post.query(db).whereIn("posts.id", ids.map(String)));
     return new Map(posts.map((p) => [p.id, p]));
   }, undefined);
-
-  async get(id: bigint, trx?: Knex.Transaction): Promise<Post | undefined> {
-    const get = async (db: Knex) => Post.query(db).findById(String(id));
-    return trx === undefined ? this.reader.read(get) : get(trx);
-  }
-
-  /** update changes the fields, bumps the version (etag) and update_time in one statement. */
-  async update(id: bigint, fields: Partial<PostFields>, expectedVersion?: bigint): Promise<WriteResult<Post>> {
-    const query = Post.query(this.db)
-      .patch({ ...fields, version: this.db.raw("version + 1"), updateTime: this.db.fn.now() } as never)
-      .where("id", String(id));
-    if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
-    const [post] = (await query.returning("*")) as unknown as Post[];
-    if (post !== undefined) return { kind: "done", value: post };
-    return (await this.exists(id)) ? { kind: "stale" } : { kind: "missing" };
-  }
-
-  async delete(id: bigint, expectedVersion?: bigint): Promise<WriteResult<true>> {
-    const query = Post.query(this.db).delete().where("id", String(id));
-    if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
-    if ((await query) > 0) return { kind: "done", value: true };
-    return expectedVersion !== undefined && (await this.exists(id)) ? { kind: "stale" } : { kind: "missing" };
-  }
-
-  /** exists asks the primary: a write decides between stale and missing on what it just saw. */
-  private async exists(id: bigint): Promise<boolean> {
-    return (await Post.query(this.db).findById(String(id)).select("id")) !== undefined;
-  }
 
   private base(db: Knex, userId: bigint): Knex.QueryBuilder {
     const query = db("posts").select("posts.*");
@@ -139,11 +133,11 @@ export class PostRepository {
     );
   }
 
-  total(userId: bigint, query: ListQuery, mode: TotalSizeMode): Promise<bigint | undefined> {
+  total(userId: bigint, query: ListQuery, count: TotalCount): Promise<bigint | undefined> {
     return this.reader.read((db) => {
       const filtered = this.base(db, userId).clearSelect().select("posts.id");
       query.apply(filtered);
-      return totalSize(db, filtered, mode);
+      return totalSize(db, filtered, count);
     });
   }
 

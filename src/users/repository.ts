@@ -1,14 +1,12 @@
 import type { Knex } from "knex";
-import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";
 import { Batcher, WriteBatcher } from "../db/batcher.js";
-import { idempotentCreate } from "../db/idempotency.js";
-import { primaryReader } from "../db/read-routing.js";
-import { unnestModels } from "../db/unnest.js";
-import type { Reader } from "../db/read-routing.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
+import type { Reader } from "../db/read-routing.js";
+import { unnestModels } from "../db/unnest.js";
+import { VersionedRepository } from "../db/versioned-repository.js";
 import type { WriteResult } from "../db/write-result.js";
 import { fetchPage, totalSize } from "../list/page.js";
-import type { Page } from "../list/page.js";
+import type { Page, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import { applyOrder } from "../list/query.js";
 import type { ListQuery } from "../list/query.js";
@@ -33,39 +31,27 @@ interface Change {
 export const postsPerUserInList = 100;
 
 /**
- * UserRepository holds every query on users. Each method takes an optional
- * transaction so multi-step writes can share one. Writes go to db (the
- * primary); reads go through reader, which may pick a read replica.
+ * UserRepository holds every query on users; the shared ones (get by id,
+ * etag-checked update and delete, idempotent create) come from
+ * VersionedRepository.
  */
-export class UserRepository {
-  constructor(
-    private readonly db: Knex,
-    private readonly reader: Reader = primaryReader(db),
-  ) {}
+export class UserRepository extends VersionedRepository<User> {
+  constructor(db: Knex, reader?: Reader) {
+    super(User, db, reader);
+  }
 
-  async create(fields: UserFields, trx?: Knex.Transaction): Promise<User> {
-    return User.query(trx ?? this.db)
-      .insert(fields)
-      .returning("*");
+  create(fields: UserFields): Promise<User> {
+    return this.insert(fields);
   }
 
   /** createOnce creates the user at most once per request_id (AIP-155). */
   createOnce(fields: UserFields, key: IdempotencyKey): Promise<IdempotentResult<User>> {
-    return idempotentCreate(
-      this.db,
-      key,
-      (trx) => this.create(fields, trx),
-      (id, trx) => this.get(id, { withPosts: false }, trx),
-    );
+    return this.insertOnce(fields, key);
   }
 
-  /** get returns the user, with posts oldest first when withPosts (two statements). */
-  async get(id: bigint, options: { withPosts: boolean }, trx?: Knex.Transaction): Promise<User | undefined> {
-    const get = async (db: Knex) => {
-      const query = User.query(db).findById(String(id));
-      return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
-    };
-    return trx === undefined ? this.reader.read(get) : get(trx);
+  /** getWithPosts returns the user with their posts oldest first (two statements). */
+  async getWithPosts(id: bigint): Promise<User | undefined> {
+    return this.reader.read(async (db) => User.query(db).findById(String(id)).withGraphFetched("posts(oldestFirst)"));
   }
 
   /**
@@ -145,40 +131,12 @@ export class UserRepository {
     );
   }
 
-  /**
-   * update changes the given fields, bumps the version (the etag) and
-   * update_time in one statement; with an expected version it only applies
-   * to that version.
-   */
-  async update(id: bigint, fields: Partial<UserFields>, expectedVersion?: bigint): Promise<WriteResult<User>> {
-    const query = User.query(this.db)
-      .patch({ ...fields, version: this.db.raw("version + 1"), updateTime: this.db.fn.now() } as never)
-      .where("id", String(id));
-    if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
-    const [user] = (await query.returning("*")) as unknown as User[];
-    if (user !== undefined) return { kind: "done", value: user };
-    return (await this.exists(id)) ? { kind: "stale" } : { kind: "missing" };
-  }
-
-  /** delete removes the user and, by ON DELETE CASCADE, their posts, in one statement. */
-  async delete(id: bigint, expectedVersion?: bigint): Promise<WriteResult<true>> {
-    const query = User.query(this.db).delete().where("id", String(id));
-    if (expectedVersion !== undefined) query.where("version", String(expectedVersion));
-    if ((await query) > 0) return { kind: "done", value: true };
-    return expectedVersion !== undefined && (await this.exists(id)) ? { kind: "stale" } : { kind: "missing" };
-  }
-
-  private async exists(id: bigint): Promise<boolean> {
-    return (await User.query(this.db).findById(String(id)).select("id")) !== undefined;
-  }
-
-  /** count is the demo's raw SQL. */
-  async count(trx?: Knex.Transaction): Promise<bigint> {
-    const count = async (db: Knex) => {
+  /** count is a raw SQL count (knex.raw), as CountUsers documents. */
+  async count(): Promise<bigint> {
+    return this.reader.read(async (db) => {
       const result = await db.raw<{ rows: { count: bigint }[] }>("SELECT COUNT(*) AS count FROM users");
       return result.rows[0]?.count ?? 0n;
-    };
-    return trx === undefined ? this.reader.read(count) : count(trx);
+    });
   }
 
   /**
@@ -219,11 +177,11 @@ export class UserRepository {
   }
 
   /** total counts the users matching the query's filter, exactly or estimated. */
-  total(query: ListQuery, mode: TotalSizeMode): Promise<bigint | undefined> {
+  total(query: ListQuery, count: TotalCount): Promise<bigint | undefined> {
     return this.reader.read((db) => {
       const filtered = db("users").select("users.id");
       query.apply(filtered);
-      return totalSize(db, filtered, mode);
+      return totalSize(db, filtered, count);
     });
   }
 

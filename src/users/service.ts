@@ -3,11 +3,10 @@ import { UserSchema, UserView } from "../../gen/blog/v1/user_pb.js";
 import { CreateUserRequestSchema } from "../../gen/blog/v1/user_service_pb.js";
 import type { UserService } from "../../gen/blog/v1/user_service_pb.js";
 import type { ServiceImpl } from "../grpc/adapter.js";
-import { ServiceError, errorInfo, invalidArgument, notFound, required, staleEtag } from "../grpc/errors.js";
-import { expectedVersion } from "../grpc/etag.js";
+import { ServiceError, errorInfo, notFound, required } from "../grpc/errors.js";
 import { maskedPaths } from "../grpc/field-mask.js";
-import { readsOwnWrites } from "../grpc/min-lsn.js";
-import { requestHash } from "../grpc/request-hash.js";
+import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
+import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
@@ -16,13 +15,6 @@ import { userToProto } from "./mapper.js";
 import type { User } from "./model.js";
 import { usersListing } from "./listing.js";
 import type { UserFields, UserRepository } from "./repository.js";
-
-/** reusedRequestId answers a request_id sent again with a different request (AIP-155). */
-export function reusedRequestId(): ServiceError {
-  return invalidArgument("REQUEST_ID_REUSED", [
-    { field: "request_id", description: "was already used for a different request; use a new UUID" },
-  ]);
-}
 
 /** userService implements blog.v1.UserService over the user repository. */
 export function userService(
@@ -33,24 +25,22 @@ export function userService(
     async createUser(request) {
       const user = required(request.user, "user");
       const fields = { name: trimWhiteSpace(user.name), age: user.age };
-      if (request.requestId === "") return { user: userToProto(await users.create(fields)) };
-      const result = await users.createOnce(fields, {
-        requestId: request.requestId,
-        method: "CreateUser",
-        requestHash: requestHash(CreateUserRequestSchema, request),
+      const created = await createResource("user", CreateUserRequestSchema, request, {
+        create: () => users.create(fields),
+        createOnce: (key) => users.createOnce(fields, key),
       });
-      if (result.kind === "reused") throw reusedRequestId();
-      if (result.value === undefined) {
-        throw new ServiceError(status.NOT_FOUND, "the user this request_id created has since been deleted", [
-          errorInfo("USER_NOT_FOUND", { requestId: request.requestId }),
-        ]);
-      }
-      return { user: userToProto(result.value) };
+      return { user: userToProto(created) };
     },
 
-    async getUser({ id, view }, { metadata }) {
+    async getUser({ id, view }, { minLsn }) {
       const withPosts = view === UserView.FULL;
-      const user = readsOwnWrites(metadata) ? await users.get(id, { withPosts }) : await users.find(id, { withPosts });
+      // A read that must see a given write is not batched: a batch takes one route.
+      const user =
+        minLsn === undefined
+          ? await users.find(id, { withPosts })
+          : withPosts
+            ? await users.getWithPosts(id)
+            : await users.get(id);
       if (user === undefined) throw notFound("user", id);
       return { user: userToProto(user) };
     },
@@ -61,23 +51,15 @@ export function userService(
       const fields: Partial<UserFields> = {};
       if (paths.has("name")) fields.name = trimWhiteSpace(user.name);
       if (paths.has("age")) fields.age = user.age;
-      const version = expectedVersion(user.etag);
-      if (Object.keys(fields).length === 0) {
-        const current = await users.get(user.id, { withPosts: false });
-        if (current === undefined) throw notFound("user", user.id);
-        if (version !== undefined && version !== current.version) throw staleEtag(status.ABORTED, "user", user.id);
-        return { user: userToProto(current) };
-      }
-      const result = await users.change(user.id, fields, version);
-      if (result.kind === "missing") throw notFound("user", user.id);
-      if (result.kind === "stale") throw staleEtag(status.ABORTED, "user", user.id);
-      return { user: userToProto(result.value) };
+      const updated = await updateResource("user", user.id, user.etag, fields, {
+        get: (id) => users.get(id),
+        update: (id, f, version) => users.change(id, f, version),
+      });
+      return { user: userToProto(updated) };
     },
 
     async deleteUser({ id, etag }) {
-      const result = await users.delete(id, expectedVersion(etag));
-      if (result.kind === "missing") throw notFound("user", id);
-      if (result.kind === "stale") throw staleEtag(status.FAILED_PRECONDITION, "user", id);
+      await deleteResource("user", id, etag, (i, version) => users.delete(i, version));
       return {};
     },
 
@@ -91,7 +73,7 @@ export function userService(
       const withPosts = request.view === UserView.FULL;
       const [page, total] = await Promise.all([
         users.list(query, pageSize(request.pageSize), withPosts, tokens),
-        users.total(query, request.totalSizeMode),
+        users.total(query, totalCount(request.totalSizeMode)),
       ]);
       return { users: page.rows.map(userToProto), nextPageToken: page.nextPageToken, totalSize: total };
     },

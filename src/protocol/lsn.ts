@@ -1,13 +1,5 @@
 import type { Metadata } from "@grpc/grpc-js";
-
-/**
- * minLsnKey is the metadata key of read-your-writes: a write answers with the
- * primary's WAL position after its commit in this trailer, and a read that
- * sends it back (request metadata) is served only by a database that has
- * replayed at least that far. The value is PostgreSQL's text form of a
- * pg_lsn, e.g. `0/16B3748`.
- */
-export const minLsnKey = "x-blog-min-lsn";
+import { minLsnKey } from "./keys.js";
 
 const lsnText = /^([0-9A-F]{1,8})\/([0-9A-F]{1,8})$/i;
 
@@ -32,9 +24,4 @@ export function minLsnOf(metadata: Metadata): bigint | undefined {
     if (lsn !== undefined && (highest === undefined || lsn > highest)) highest = lsn;
   }
   return highest;
-}
-
-/** readsOwnWrites tells a read that must see a given write (it carries minLsnKey) from one that may be batched. */
-export function readsOwnWrites(metadata: Metadata): boolean {
-  return metadata.get(minLsnKey).length > 0;
 }

@@ -1,8 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Metadata } from "@grpc/grpc-js";
-
-/** The metadata key a caller (or a proxy in front of us) may set to name its request. */
-export const requestIdKey = "x-request-id";
+import { requestIdKey } from "../protocol/keys.js";
 
 // Ids are copied into every log line of the call: accept only short, plain tokens.
 const acceptable = /^[\w.:/+=@-]{1,128}$/;

@@ -1,12 +1,14 @@
 import type { Span } from "@opentelemetry/api";
 import type { Knex } from "knex";
-import { currentCall } from "./call-scope.js";
-import type { CallScope } from "./call-scope.js";
+import { currentCall } from "../call/scope.js";
+import type { CallScope } from "../call/scope.js";
+import { queryIdOf } from "./knex-internals.js";
 
 /** Statement is one SQL statement Knex sent, as the observers see it. */
 export interface Statement {
-  /** sql has placeholders, never bindings. */
+  /** sql has placeholders; the values are in bindings. */
   readonly sql: string;
+  readonly bindings: readonly unknown[] | undefined;
   /** operation is the statement's first keyword (SELECT, INSERT, BEGIN, ...), or OTHER. */
   readonly operation: string;
   /** call is the RPC that ran it; undefined for work outside calls (migrations, seeding). */
@@ -16,7 +18,7 @@ export interface Statement {
   span?: Span;
 }
 
-/** StatementObserver watches SQL statements: metrics, spans. */
+/** StatementObserver watches SQL statements: metrics, spans, the SQL log. */
 export interface StatementObserver {
   start?(statement: Statement): void;
   end(statement: Statement, error: Error | undefined): void;
@@ -24,7 +26,7 @@ export interface StatementObserver {
 
 interface QueryEvent {
   sql: string;
-  __knexQueryUid: string;
+  bindings?: readonly unknown[];
 }
 
 const operations = new Set(["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT", "ROLLBACK"]);
@@ -44,20 +46,21 @@ export function observeStatements(db: Knex, observers: readonly StatementObserve
   const running = new Map<string, Statement>();
   const onQuery = (q: QueryEvent) => {
     const call = currentCall();
-    if (call !== undefined) call.sqlStatements++;
     const statement: Statement = {
       sql: q.sql,
+      bindings: q.bindings,
       operation: operationOf(q.sql),
       call,
       startedAt: process.hrtime.bigint(),
     };
-    running.set(q.__knexQueryUid, statement);
+    running.set(queryIdOf(q), statement);
     for (const o of observers) o.start?.(statement);
   };
   const finish = (q: QueryEvent, error: Error | undefined) => {
-    const statement = running.get(q.__knexQueryUid);
+    const id = queryIdOf(q);
+    const statement = running.get(id);
     if (statement === undefined) return;
-    running.delete(q.__knexQueryUid);
+    running.delete(id);
     for (const o of observers) o.end(statement, error);
   };
   const onResponse = (_response: unknown, q: QueryEvent) => finish(q, undefined);

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { Metadata } from "@grpc/grpc-js";
-import { formatLsn, minLsnKey, minLsnOf, parseLsn } from "./min-lsn.js";
+import { minLsnKey } from "./keys.js";
+import { formatLsn, minLsnOf, parseLsn } from "./lsn.js";
 
 it("reads and writes pg_lsn text, ordering positions as PostgreSQL does", () => {
   assert.equal(parseLsn("0/16B3748"), 0x16b3748n);

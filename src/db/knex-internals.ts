@@ -1,0 +1,54 @@
+import type { Knex } from "knex";
+import type pg from "pg";
+import type { CancelTarget } from "./cancel-request.js";
+
+// Knex has no public API for the few things below; this file is the only one
+// that reaches into a Knex instance, so a Knex upgrade is checked here.
+
+/** The tarn pool behind Knex, as the pool gauges read it. */
+export interface PoolState {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+  max: number;
+}
+
+/** poolOf is db's connection pool; undefined once the instance is destroyed. */
+export function poolOf(db: Knex): PoolState | undefined {
+  return (db.client as { pool?: PoolState }).pool;
+}
+
+/**
+ * connectionSettingsOf is what db's pool connects with, for connections that
+ * must live outside the pool (health probes, the migration lock, replay
+ * position probes).
+ */
+export function connectionSettingsOf(db: Knex): pg.ClientConfig {
+  return (db.client as { connectionSettings: pg.ClientConfig }).connectionSettings;
+}
+
+/**
+ * queryIdOf is the id Knex gives one statement in its `query`,
+ * `query-response` and `query-error` events, which pairs a statement's end
+ * with its start.
+ */
+export function queryIdOf(event: unknown): string {
+  return (event as { __knexQueryUid: string }).__knexQueryUid;
+}
+
+/** A pg connection as Knex's client hands it to a statement: where it connected and its cancel key. */
+export type RawConnection = CancelTarget;
+
+/** The entry points every statement and cursor of db goes through, with the connection it runs on. */
+export interface StatementEntryPoints {
+  query(connection: RawConnection, query: unknown): Promise<unknown>;
+  stream(connection: RawConnection, query: unknown, stream: unknown, options: unknown): Promise<unknown>;
+}
+
+/** wrapStatementEntryPoints replaces db's query and stream entry points with wrap(original). */
+export function wrapStatementEntryPoints(db: Knex, wrap: (original: StatementEntryPoints) => StatementEntryPoints) {
+  const client = db.client as Knex.Client & StatementEntryPoints;
+  const wrapped = wrap({ query: client.query.bind(client), stream: client.stream.bind(client) });
+  client.query = wrapped.query;
+  client.stream = wrapped.stream;
+}
