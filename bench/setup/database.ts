@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { startEmbeddedPostgres } from "../../src/db/embedded-postgres.js";
+import { startEmbeddedPostgres } from "../../src/dev/embedded-postgres.js";
 
 /** BenchDatabase is a database of the run's own, dropped (or its server stopped) by close. */
 export interface BenchDatabase {

@@ -7,7 +7,9 @@ import { boundStatementsToCalls } from "./statement-bounds.js";
 import { observeStatements } from "./statements.js";
 import type { StatementObserver } from "./statements.js";
 
-// int8 (ids, COUNT(*)) as bigint rather than string, so ids are bigint end to end.
+// int8 (ids, COUNT(*)) as bigint rather than string, so ids are bigint end to end. pg keeps
+// one parser registry per process: importing this module sets it for every pg client,
+// including the raw ones of health probes, tests and tools.
 pg.types.setTypeParser(pg.types.builtins.INT8, BigInt);
 
 /** DatabaseOptions configures the pool and SQL logging. */
@@ -16,12 +18,12 @@ export interface DatabaseOptions {
   poolMax?: number;
   /** acquireTimeoutMs is how long a statement may wait for a pooled connection. */
   acquireTimeoutMs?: number;
-  /** logSql logs every statement with its bindings and duration (the demo's echo=True). */
+  /** logSql logs every statement with its bindings and duration (LOG_SQL). */
   logSql?: boolean;
   log?: Logger;
 }
 
-/** sqlLog writes every statement with its bindings and duration (LOG_SQL, the demo's echo=True). */
+/** sqlLog writes every statement with its bindings and duration (LOG_SQL). */
 function sqlLog(log: Logger): StatementObserver {
   return {
     end(statement, error) {

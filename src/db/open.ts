@@ -1,7 +1,6 @@
 import type { Knex } from "knex";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
-import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { createDatabase } from "./knex.js";
 import { ReplicaSet } from "./replicas.js";
 
@@ -31,6 +30,8 @@ export async function openDatabase(config: Config, log: Logger): Promise<OpenDat
     throw new Error("DATABASE_REPLICA_URLS and DATABASE_MIGRATION_URL need DATABASE_URL (the primary)");
   }
   if (url === undefined) {
+    // A development convenience: loaded only here, and not shipped in the production image.
+    const { startEmbeddedPostgres } = await import("../dev/embedded-postgres.js");
     const embedded = await startEmbeddedPostgres({
       dataDir: config.embeddedDataDir,
       log: (line) => log.debug({ postgres: line }, "embedded postgres"),

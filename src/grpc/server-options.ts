@@ -47,15 +47,3 @@ export const serverOptionVariables = {
   GRPC_MAX_CONNECTION_AGE_GRACE_MS: "grpc.max_connection_age_grace_ms",
   GRPC_MAX_CONCURRENT_STREAMS: "grpc.max_concurrent_streams",
 } as const satisfies Record<string, keyof typeof serverOptions>;
-
-/**
- * clientChannelOptions are the matching client settings: keepalive pings no
- * more often than serverOptions permits, and the same 4 MiB message limits.
- */
-export const clientChannelOptions = {
-  "grpc.keepalive_time_ms": 60_000,
-  "grpc.keepalive_timeout_ms": 20_000,
-  "grpc.keepalive_permit_without_calls": 1,
-  "grpc.max_receive_message_length": 4 * MiB,
-  "grpc.max_send_message_length": 4 * MiB,
-} as const satisfies ChannelOptions;

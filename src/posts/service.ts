@@ -3,7 +3,7 @@ import { CreatePostRequestSchema } from "../../gen/blog/v1/post_service_pb.js";
 import type { PostService } from "../../gen/blog/v1/post_service_pb.js";
 import type { ServiceImpl } from "../grpc/adapter.js";
 import { notFound, required } from "../grpc/errors.js";
-import { maskedPaths } from "../grpc/field-mask.js";
+import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
@@ -42,10 +42,10 @@ export function postService(
 
     async updatePost(request) {
       const post = required(request.post, "post");
-      const paths = maskedPaths(PostSchema, post, request.updateMask);
-      const fields: Partial<PostFields> = {};
-      if (paths.has("title")) fields.title = trimWhiteSpace(post.title);
-      if (paths.has("content")) fields.content = post.content;
+      const fields = maskedFields<typeof PostSchema, PostFields>(PostSchema, post, request.updateMask, {
+        title: (p) => trimWhiteSpace(p.title),
+        content: (p) => p.content,
+      });
       const updated = await updateResource("post", post.id, post.etag, fields, posts);
       return { post: postToProto(updated) };
     },

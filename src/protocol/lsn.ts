@@ -1,4 +1,3 @@
-import type { Metadata } from "@grpc/grpc-js";
 import { minLsnKey } from "./keys.js";
 
 const lsnText = /^([0-9A-F]{1,8})\/([0-9A-F]{1,8})$/i;
@@ -17,7 +16,7 @@ export function formatLsn(lsn: bigint): string {
 }
 
 /** minLsnOf is the highest well-formed position under minLsnKey in metadata; malformed values are ignored. */
-export function minLsnOf(metadata: Metadata): bigint | undefined {
+export function minLsnOf(metadata: { get(key: string): unknown[] }): bigint | undefined {
   let highest: bigint | undefined;
   for (const value of metadata.get(minLsnKey)) {
     const lsn = parseLsn(value);

@@ -4,7 +4,7 @@ import { CreateUserRequestSchema } from "../../gen/blog/v1/user_service_pb.js";
 import type { UserService } from "../../gen/blog/v1/user_service_pb.js";
 import type { ServiceImpl } from "../grpc/adapter.js";
 import { ServiceError, errorInfo, notFound, required } from "../grpc/errors.js";
-import { maskedPaths } from "../grpc/field-mask.js";
+import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
@@ -47,10 +47,10 @@ export function userService(
 
     async updateUser(request) {
       const user = required(request.user, "user");
-      const paths = maskedPaths(UserSchema, user, request.updateMask);
-      const fields: Partial<UserFields> = {};
-      if (paths.has("name")) fields.name = trimWhiteSpace(user.name);
-      if (paths.has("age")) fields.age = user.age;
+      const fields = maskedFields<typeof UserSchema, UserFields>(UserSchema, user, request.updateMask, {
+        name: (u) => trimWhiteSpace(u.name),
+        age: (u) => u.age,
+      });
       const updated = await updateResource("user", user.id, user.etag, fields, {
         get: (id) => users.get(id),
         update: (id, f, version) => users.change(id, f, version),

@@ -1,4 +1,4 @@
-// Run: node --import tsx --test src/db/embedded-postgres.test.ts
+// Run: node --import tsx --test src/dev/embedded-postgres.test.ts
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";

