@@ -6,7 +6,7 @@ import type { MethodDefinition } from "@grpc/grpc-js";
 export type Init<M extends DescMessage> = MessageInitShape<M>;
 
 /** encode serializes a message (or the init shape of one) of schema to protobuf binary. */
-export function encode(schema: DescMessage, value: unknown): Buffer {
+function encode(schema: DescMessage, value: unknown): Buffer {
   return Buffer.from(toBinary(schema, create(schema, value as Init<DescMessage>)));
 }
 
