@@ -17,7 +17,6 @@ const COPIES = [
   ["grpc-health-check", "proto/health/v1/health.proto", "grpc/health/v1/health.proto"],
   ["google-proto-files", "google/rpc/status.proto", "google/rpc/status.proto"],
   ["google-proto-files", "google/rpc/error_details.proto", "google/rpc/error_details.proto"],
-  ["google-proto-files", "google/rpc/code.proto", "google/rpc/code.proto"],
 ] as const;
 
 /**
