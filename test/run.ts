@@ -3,10 +3,13 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEmbeddedPostgres } from "../src/dev/embedded-postgres.js";
+import { splitTiers } from "./tiers.js";
 
 // `npm test`: runs every *.test.ts with node's test runner against
 // DATABASE_URL, or, when it is unset, against an embedded PostgreSQL started
-// for this run only. Arguments select files: `npm test -- test/users.test.ts`.
+// for this run only. Arguments select files: `npm test -- test/users.test.ts`;
+// `--tier unit` or `--tier e2e` (npm run test:unit, npm run test:e2e) selects
+// one tier of test/tiers.ts.
 const root = path.resolve(import.meta.dirname, "..");
 
 async function testFiles(): Promise<string[]> {
@@ -18,7 +21,17 @@ async function testFiles(): Promise<string[]> {
   return found.sort();
 }
 
-const files = process.argv.length > 2 ? process.argv.slice(2) : await testFiles();
+// `--tier` is taken out by hand rather than by parseArgs, so that every other
+// argument still reaches node as before: files, or options such as
+// `--test-name-pattern`, with or without a tier.
+const args = process.argv.slice(2);
+const tierAt = args.indexOf("--tier");
+const tier = tierAt === -1 ? undefined : args.splice(tierAt, 2)[1];
+if (tierAt !== -1 && tier !== "unit" && tier !== "e2e") throw new Error(`--tier is unit or e2e, not ${tier}`);
+// Split on every run, `npm test` included, so that CI catches a stale E2E_FILES.
+const all = await testFiles();
+const tiers = splitTiers(all);
+const files = tier === "unit" || tier === "e2e" ? [...args, ...tiers[tier]] : args.length > 0 ? args : all;
 let databaseUrl = process.env.DATABASE_URL;
 let cleanup = async () => {};
 if (!databaseUrl) {
