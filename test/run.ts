@@ -32,6 +32,12 @@ if (tierAt !== -1 && tier !== "unit" && tier !== "e2e") throw new Error(`--tier 
 const all = await testFiles();
 const tiers = splitTiers(all);
 const files = tier === "unit" || tier === "e2e" ? [...args, ...tiers[tier]] : args.length > 0 ? args : all;
+// A unit file spends most of its time starting (tsx, the module graph, a
+// database of its own) and a developer runs the tier alone, so it takes every
+// core. Node's default leaves one core free, which is one file at a time on a
+// two-core machine (README.md has the figures); `npm test` and the e2e tier
+// keep that default, as their files start processes of their own.
+const concurrency = tier === "unit" ? [`--test-concurrency=${os.availableParallelism()}`] : [];
 let databaseUrl = process.env.DATABASE_URL;
 let cleanup = async () => {};
 if (!databaseUrl) {
@@ -45,7 +51,7 @@ if (!databaseUrl) {
   };
 }
 
-const child = spawn(process.execPath, ["--import", "tsx", "--test", ...files], {
+const child = spawn(process.execPath, ["--import", "tsx", "--test", ...concurrency, ...files], {
   cwd: root,
   stdio: "inherit",
   env: { ...process.env, DATABASE_URL: databaseUrl },

@@ -5,9 +5,10 @@
 // rename would touch all of them, and a list has room for the reason of each
 // entry. A file is listed when it runs another program (the service as a child
 // process, PostgreSQL, PgBouncer, buf, tsc, npm, git, python3, openssl) or
-// takes 10 s or more alone; README.md ("Development") gives the measured
-// figures. Every other test file is the unit tier: in-process, against
-// DATABASE_URL.
+// takes more than 15 s alone (test/properties.test.ts takes 20-26 s, the
+// slowest unit file, test/list.test.ts, 10-12 s on a two-core machine; the
+// tier times are in README.md, "Two commands"). Every other test file is the
+// unit tier: in-process, against DATABASE_URL.
 
 /** E2E_FILES are the slow test files, as paths from the repository root. */
 export const E2E_FILES: readonly string[] = [
