@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import pg from "pg";
+import { poolOf } from "../src/db/knex-internals.js";
 import { grpcError, startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 
@@ -77,16 +78,48 @@ async function until(condition: () => Promise<boolean>, what: string): Promise<v
   }
 }
 
-it("reads the table only as fast as the client, and closes the cursor when the client cancels", async () => {
-  const controller = new AbortController();
-  const stream = env.posts.exportPosts({}, { signal: controller.signal });
-  const iterator = stream[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  assert.equal(first.value?.posts.length, 500);
-  // The client stops reading: the server's cursor must still be open, not
-  // finished into memory.
-  await until(async () => (await cursorQueries()) === 1, "the export's cursor is seen open");
-  controller.abort();
-  await iterator.return?.();
-  await until(async () => (await cursorQueries()) === 0, "the cursor is closed after the cancel");
+it(
+  "holds no database connection while its client does not read, so stalled exports starve no other call",
+  { timeout: 60_000 },
+  async () => {
+    // More stalled exports than the pool (5) has connections: each reads one
+    // message and stops, so HTTP/2 flow control soon holds the server's writes.
+    const controller = new AbortController();
+    const stalled = Array.from({ length: 7 }, () =>
+      env.posts.exportPosts({}, { signal: controller.signal })[Symbol.asyncIterator](),
+    );
+    try {
+      for (const iterator of stalled) assert.equal((await iterator.next()).value?.posts.length, 500);
+      // No statement of an export runs, no connection is checked out, while they wait on their clients.
+      const pool = poolOf(env.db)!;
+      await until(async () => pool.numUsed() === 0 && (await cursorQueries()) === 0, "the exports hold nothing");
+      // Every other caller is served (a held pool would answer UNAVAILABLE after the acquire timeout).
+      const users = await Promise.all(userIds.slice(0, 20).map((id) => env.users.getUser({ id })));
+      assert.equal(users.length, 20);
+      // A stalled export goes on where it stopped once its client reads again.
+      let received = 500;
+      for (let next = await stalled[0]!.next(); !next.done; next = await stalled[0]!.next()) {
+        received += next.value.posts.length;
+      }
+      assert.equal(received, 30_000);
+    } finally {
+      controller.abort();
+      await Promise.allSettled(stalled.map((iterator) => iterator.return?.()));
+    }
+  },
+);
+
+it("splits messages by size: posts of 100,000 characters never make a message over the send limit", async () => {
+  const [owner] = await env.db("users").insert({ name: "long posts", age: 1 }).returning("id");
+  const userId = (owner as { id: bigint }).id;
+  const content = "é".repeat(100_000); // 200,000 bytes in UTF-8
+  await env.db("posts").insert(Array.from({ length: 60 }, (_, i) => ({ userId, title: `long ${i}`, content })));
+  const messages = await collect(env.posts.exportPosts({ userId }));
+  assert.deepEqual(
+    messages.flatMap((m) => m.posts.map((p) => p.title)),
+    Array.from({ length: 60 }, (_, i) => `long ${i}`),
+  );
+  // 60 x 200 kB is 12 MB: at most 5 posts fit in 1 MiB.
+  assert.ok(messages.length >= 12, `${messages.length} messages`);
+  assert.ok(messages.every((m) => m.posts.length <= 5));
 });

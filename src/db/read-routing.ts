@@ -11,13 +11,11 @@ import type { ReplicaSet } from "./replicas.js";
 export interface Reader {
   /** read runs work on the database chosen for this call; a replica that fails to connect hands it to the primary. */
   read<T>(work: (db: Knex) => Promise<T>): Promise<T>;
-  /** stream is read for cursors: it moves to the primary only if the replica fails before the first row. */
-  stream<T>(work: (db: Knex) => AsyncIterable<T>): AsyncIterable<T>;
 }
 
 /** primaryReader reads everything from db: the reader when no replicas are configured. */
 export function primaryReader(db: Knex): Reader {
-  return { read: (work) => work(db), stream: (work) => work(db) };
+  return { read: (work) => work(db) };
 }
 
 /** replicaReader sends the reads of read-only calls to replicas, as their call allows (read-only methods; minLsn for read-your-writes). */
@@ -36,25 +34,7 @@ export function replicaReader(primary: Knex, replicas: ReplicaSet): Reader {
       return work(primary);
     }
   }
-  async function* stream<T>(work: (db: Knex) => AsyncIterable<T>): AsyncGenerator<T, void, undefined> {
-    const replica = await pick();
-    if (replica === undefined) return yield* work(primary);
-    const rows = work(replica.db)[Symbol.asyncIterator]();
-    let first: IteratorResult<T>;
-    try {
-      first = await rows.next();
-    } catch (error) {
-      if (!replicas.failed(replica, error)) throw error;
-      return yield* work(primary);
-    }
-    try {
-      for (let next = first; !next.done; next = await rows.next()) yield next.value;
-    } finally {
-      // Also when the consumer stops early: the cursor closes and its connection goes back.
-      await rows.return?.();
-    }
-  }
-  return { read, stream };
+  return { read };
 }
 
 /** walPosition is the primary's current WAL write position: past the commit of every write already answered. */

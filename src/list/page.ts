@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import { applyKeyset, applyOrder, keyOf } from "./query.js";
-import type { ListQuery, ResourceListing } from "./query.js";
+import type { ListQuery, Position, ResourceListing } from "./query.js";
 import type { PageTokens } from "./page-token.js";
 
 /** Page is one page of rows and the token for the next one ("" at the end). */
@@ -21,10 +21,7 @@ export async function fetchPage<Row extends Record<string, unknown>>(
   size: number,
   tokens: PageTokens,
 ): Promise<Page<Row>> {
-  query.apply(base);
-  if (query.after !== undefined) applyKeyset(base, query.order, query.after);
-  applyOrder(base, query.order);
-  const rows = (await base.limit(size + 1)) as Row[];
+  const rows = await fetchRows<Row>(base, query, query.after, size + 1);
   const more = rows.length > size;
   const page = more ? rows.slice(0, size) : rows;
   const last = page.at(-1);
@@ -32,6 +29,19 @@ export async function fetchPage<Row extends Record<string, unknown>>(
     rows: page,
     nextPageToken: more && last !== undefined ? tokens.seal(query.scope, keyOf(last, listing, query.order)) : "",
   };
+}
+
+/** fetchRows reads up to limit rows of the query after a position (keyset), in the query's order: one statement. */
+export async function fetchRows<Row>(
+  base: Knex.QueryBuilder,
+  query: ListQuery,
+  after: Position | undefined,
+  limit: number,
+): Promise<Row[]> {
+  query.apply(base);
+  if (after !== undefined) applyKeyset(base, query.order, after);
+  applyOrder(base, query.order);
+  return (await base.limit(limit)) as Row[];
 }
 
 /** TotalCount is how a listing's total is counted: exactly, as the planner's estimate, or not at all. */

@@ -17,11 +17,14 @@ export interface ResourceListing {
   orderable: string[];
 }
 
+/** Position is where a row stands in an order: one value per order term, as SQL compares them. */
+export type Position = (string | Date)[];
+
 /** ListQuery is a parsed, validated request: where to start, how to filter and order. */
 export interface ListQuery {
   apply(query: Knex.QueryBuilder): void;
   order: OrderTerm[];
-  after: (string | Date)[] | undefined;
+  after: Position | undefined;
   scope: string;
 }
 
@@ -93,6 +96,11 @@ export function applyKeyset(query: Knex.QueryBuilder, order: OrderTerm[], after:
 /** applyOrder sorts by the terms, id last. */
 export function applyOrder(query: Knex.QueryBuilder, order: OrderTerm[]): void {
   for (const term of order) query.orderBy(term.column, term.descending ? "desc" : "asc");
+}
+
+/** positionOf is where a row stands in the order, to continue after it (exports). */
+export function positionOf(row: Record<string, unknown>, listing: ResourceListing, order: OrderTerm[]): Position {
+  return order.map((term) => sqlValue(row[listing.fields[term.field]!.property] as bigint | string | Date));
 }
 
 /** keyOf is the position of a row in the order, as stored in a page token. */

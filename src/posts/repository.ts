@@ -5,11 +5,10 @@ import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
-import { fetchPage, totalSize } from "../list/page.js";
+import { fetchPage, fetchRows, totalSize } from "../list/page.js";
 import type { Page, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
-import { applyOrder } from "../list/query.js";
-import type { ListQuery } from "../list/query.js";
+import type { ListQuery, Position } from "../list/query.js";
 import { postsListing } from "./listing.js";
 import { Post } from "./model.js";
 import type { PostRow } from "./model.js";
@@ -141,13 +140,8 @@ export class PostRepository extends VersionedRepository<Post> {
     });
   }
 
-  /** stream reads every matching post from a server-side cursor, honouring backpressure. */
-  stream(userId: bigint, query: ListQuery): AsyncIterable<PostRow> {
-    return this.reader.stream((db) => {
-      const base = this.base(db, userId);
-      query.apply(base);
-      applyOrder(base, query.order);
-      return base.stream({ batchSize: 500 }) as AsyncIterable<PostRow>;
-    });
+  /** exportChunk reads up to limit matching posts after a position, for exports (one statement). */
+  exportChunk(userId: bigint, query: ListQuery, after: Position | undefined, limit: number): Promise<PostRow[]> {
+    return this.reader.read((db) => fetchRows<PostRow>(this.base(db, userId), query, after, limit));
   }
 }

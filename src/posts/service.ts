@@ -5,11 +5,13 @@ import type { ServiceImpl } from "../grpc/adapter.js";
 import { notFound, required } from "../grpc/errors.js";
 import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
+import { messageBatches, utf8Bytes } from "../grpc/stream-budget.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
-import { exportBatches } from "../list/export.js";
+import { exportChunks } from "../list/export.js";
 import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
+import type { Position } from "../list/query.js";
 import { postsListing } from "./listing.js";
 import { postToProto } from "./mapper.js";
 import type { PostFields, PostRepository } from "./repository.js";
@@ -72,8 +74,12 @@ export function postService(
 
     async *exportPosts(request, { signal }) {
       const query = parseListQuery(postsListing, { ...request, parent: String(request.userId) });
-      for await (const batch of exportBatches(posts.stream(request.userId, query), signal)) {
-        yield { posts: batch.map(postToProto) };
+      const read = (after: Position | undefined, limit: number) =>
+        posts.exportChunk(request.userId, query, after, limit);
+      for await (const rows of exportChunks(postsListing, query, read, signal)) {
+        for (const batch of messageBatches(rows, (p) => utf8Bytes(p.title, p.content))) {
+          yield { posts: batch.map(postToProto) };
+        }
       }
     },
   };

@@ -5,11 +5,10 @@ import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
 import type { WriteResult } from "../db/write-result.js";
-import { fetchPage, totalSize } from "../list/page.js";
+import { fetchPage, fetchRows, totalSize } from "../list/page.js";
 import type { Page, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
-import { applyOrder } from "../list/query.js";
-import type { ListQuery } from "../list/query.js";
+import type { ListQuery, Position } from "../list/query.js";
 import { usersListing } from "./listing.js";
 import { User } from "./model.js";
 import type { UserRow } from "./model.js";
@@ -185,13 +184,8 @@ export class UserRepository extends VersionedRepository<User> {
     });
   }
 
-  /** stream reads every matching user from a server-side cursor, honouring backpressure. */
-  stream(query: ListQuery): AsyncIterable<UserRow> {
-    return this.reader.stream((db) => {
-      const base = db("users").select("users.*");
-      query.apply(base);
-      applyOrder(base, query.order);
-      return base.stream({ batchSize: 500 }) as AsyncIterable<UserRow>;
-    });
+  /** exportChunk reads up to limit matching users after a position, for exports (one statement). */
+  exportChunk(query: ListQuery, after: Position | undefined, limit: number): Promise<UserRow[]> {
+    return this.reader.read((db) => fetchRows<UserRow>(db("users").select("users.*"), query, after, limit));
   }
 }

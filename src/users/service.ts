@@ -6,11 +6,13 @@ import type { ServiceImpl } from "../grpc/adapter.js";
 import { ServiceError, errorInfo, notFound, required } from "../grpc/errors.js";
 import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
+import { messageBatches, utf8Bytes } from "../grpc/stream-budget.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
-import { exportBatches } from "../list/export.js";
+import type { Position } from "../list/query.js";
+import { exportChunks } from "../list/export.js";
 import { userToProto } from "./mapper.js";
 import type { User } from "./model.js";
 import { usersListing } from "./listing.js";
@@ -92,8 +94,9 @@ export function userService(
 
     async *exportUsers(request, { signal }) {
       const query = parseListQuery(usersListing, request);
-      for await (const batch of exportBatches(users.stream(query), signal)) {
-        yield { users: batch.map(userToProto) };
+      const read = (after: Position | undefined, limit: number) => users.exportChunk(query, after, limit);
+      for await (const rows of exportChunks(usersListing, query, read, signal)) {
+        for (const batch of messageBatches(rows, (u) => utf8Bytes(u.name))) yield { users: batch.map(userToProto) };
       }
     },
   };
