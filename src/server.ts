@@ -89,10 +89,15 @@ export function createServer({
   if (replicas !== undefined) middleware.push(readYourWrites(db, log));
   const reader = replicas === undefined ? primaryReader(db) : replicaReader(db, replicas);
   const options = { middleware, logError, streamLifetimeMs: streamMaxLifetimeMs };
+  // Replies are sized before they are built, against what grpc-js will send (-1: no limit).
+  const sendLimit = Number(
+    grpcOptions["grpc.max_send_message_length"] ?? serverOptions["grpc.max_send_message_length"],
+  );
+  const maxReplyBytes = sendLimit < 0 ? Infinity : sendLimit;
   const pageTokens = lazyPageTokens(db);
   server.addService(
     serviceDefinition(UserService),
-    implement(UserService, userService(new UserRepository(db, reader), pageTokens), options),
+    implement(UserService, userService(new UserRepository(db, reader), pageTokens, maxReplyBytes), options),
   );
   server.addService(
     serviceDefinition(PostService),

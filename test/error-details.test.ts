@@ -7,6 +7,7 @@ import type { Message } from "@bufbuild/protobuf";
 import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
 import type { BadRequest, ErrorInfo, ResourceInfo } from "../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
+import { UserView } from "../gen/blog/v1/user_pb.js";
 import { grpcError, startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 
@@ -82,4 +83,31 @@ it("database constraint errors name the constraint, never the SQL", async () => 
   } finally {
     await env.db.raw("ALTER TABLE users DROP CONSTRAINT users_test_check");
   }
+});
+
+it("a NOT_FOUND for hundreds of missing ids names the first 20 and counts the rest", async () => {
+  const ids = Array.from({ length: 400 }, (_, i) => 9_000_000_000_000_000_000n + BigInt(i));
+  const missing = await details(env.users.batchGetUsers({ ids }));
+  assert.equal(missing.error.code, status.NOT_FOUND);
+  assert.deepEqual(missing.errorInfo?.metadata, { ids: ids.slice(0, 20).join(","), more: "380" });
+  assert.equal(missing.error.details, `users ${ids.slice(0, 20).join(", ")} not found (and 380 more)`);
+});
+
+it("refuses, before building it, a reply over the send limit: one id a thousand times with view FULL", async () => {
+  const { user } = await env.users.createUser({ user: { name: "Amplified", age: 1 } });
+  const requests = Array.from({ length: 10 }, (_, i) => ({
+    post: { userId: user!.id, title: `t${i}`, content: "x".repeat(1000) },
+  }));
+  await env.posts.batchCreatePosts({ userId: user!.id, requests });
+  const ids = Array.from({ length: 1000 }, () => user!.id);
+  const refused = await details(env.users.batchGetUsers({ ids, view: UserView.FULL }));
+  assert.equal(refused.error.code, status.RESOURCE_EXHAUSTED);
+  assert.equal(refused.errorInfo?.reason, "REPLY_TOO_LARGE");
+  assert.match(
+    refused.error.details,
+    /^the reply would take about 1\d\.\d MiB, over the 4\.0 MiB a message may carry; ask for fewer or distinct ids, or view BASIC$/,
+  );
+  // The same ids without the posts fit, and so does one copy with them.
+  assert.equal((await env.users.batchGetUsers({ ids, view: UserView.BASIC })).users.length, 1000);
+  assert.equal((await env.users.batchGetUsers({ ids: [user!.id], view: UserView.FULL })).users[0]?.posts.length, 10);
 });

@@ -288,3 +288,35 @@ describe("ListPosts", () => {
     assert.equal(other.code, status.INVALID_ARGUMENT, "a token is bound to its parent user");
   });
 });
+
+describe("page tokens", () => {
+  it("accepts back every token it issues, also after a name of 200 emoji or a title of 300", async () => {
+    const emoji = "\u{1F600}";
+    const names = [emoji.repeat(200), `${emoji.repeat(199)}!`];
+    const created = await Promise.all(names.map((name) => env.users.createUser({ user: { name, age: 1 } })));
+    const filter = `name:"${emoji}"`;
+    const first = await env.users.listUsers({ filter, orderBy: "name desc", pageSize: 1 });
+    assert.ok(first.nextPageToken.length > 1024, `a ${first.nextPageToken.length}-character token`);
+    const second = await env.users.listUsers({
+      filter,
+      orderBy: "name desc",
+      pageSize: 1,
+      pageToken: first.nextPageToken,
+    });
+    assert.deepEqual([...first.users, ...second.users].map((u) => u.name).sort(), [...names].sort());
+
+    const userId = created[0]!.user!.id;
+    const titles = [emoji.repeat(300), "after"];
+    for (const title of titles) await env.posts.createPost({ post: { userId, title } });
+    // One of the two orders puts the long title first, so its token is the long one.
+    const tokens: string[] = [];
+    for (const orderBy of ["title desc", "title"]) {
+      const page = await env.posts.listPosts({ userId, orderBy, pageSize: 1 });
+      tokens.push(page.nextPageToken);
+      const rest = await env.posts.listPosts({ userId, orderBy, pageSize: 1, pageToken: page.nextPageToken });
+      assert.deepEqual([...page.posts, ...rest.posts].map((p) => p.title).sort(), [...titles].sort());
+      assert.equal(rest.nextPageToken, "");
+    }
+    assert.ok(Math.max(...tokens.map((t) => t.length)) > 1024, `tokens of ${tokens.map((t) => t.length).join(", ")}`);
+  });
+});

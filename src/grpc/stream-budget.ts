@@ -1,3 +1,6 @@
+import { status } from "@grpc/grpc-js";
+import { ServiceError, errorInfo } from "./errors.js";
+
 /** maxRowsPerMessage caps the rows of one streamed message (ExportUsers, ExportPosts). */
 export const maxRowsPerMessage = 500;
 
@@ -9,7 +12,7 @@ export const maxRowsPerMessage = 500;
 export const maxBytesPerMessage = 1024 * 1024;
 
 /** The protobuf framing a row costs beyond its strings (tags, lengths, ids, times), rounded up. */
-const rowOverhead = 64;
+const rowOverhead = 96;
 
 /** utf8Bytes is what the strings of a row cost on the wire, exactly. */
 export function utf8Bytes(...texts: string[]): number {
@@ -37,4 +40,21 @@ export function* messageBatches<T>(rows: readonly T[], sizeOf: (row: T) => numbe
     bytes += size;
   }
   if (batch.length > 0) yield batch;
+}
+
+/**
+ * replyWithin refuses, before it is built, a reply whose rows would take
+ * more than maxBytes (the server's send limit, GRPC_MAX_SEND_MESSAGE_BYTES):
+ * RESOURCE_EXHAUSTED, reason REPLY_TOO_LARGE, saying what to ask for
+ * instead. One small request can then not cost the memory and CPU of an
+ * oversized reply (BatchGetUsers FULL with one id a thousand times).
+ */
+export function replyWithin(bytes: number, maxBytes: number, advice: string): void {
+  if (bytes <= maxBytes) return;
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  throw new ServiceError(
+    status.RESOURCE_EXHAUSTED,
+    `the reply would take about ${mib(bytes)}, over the ${mib(maxBytes)} a message may carry; ${advice}`,
+    [errorInfo("REPLY_TOO_LARGE", { estimatedBytes: String(bytes), maxBytes: String(maxBytes) })],
+  );
 }
