@@ -3,6 +3,7 @@ import type { Config } from "./config.js";
 import { migrateLatest } from "./db/migrator.js";
 import { loadAuthTokens } from "./grpc/auth-tokens.js";
 import { serverCredentials } from "./grpc/credentials.js";
+import { routeGrpcJsLogs } from "./grpc/grpc-js-log.js";
 import { openDatabase } from "./db/open.js";
 import { createLogger } from "./log.js";
 import type { Logger } from "./log.js";
@@ -89,6 +90,7 @@ async function main(config: Config, log: Logger): Promise<void> {
 
 const config = loadConfig();
 const log = createLogger(config.logLevel);
+routeGrpcJsLogs(log);
 main(config, log).catch((error: unknown) => {
   log.fatal({ err: error }, "blog-service failed to start");
   process.exitCode = 1;

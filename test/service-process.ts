@@ -18,6 +18,8 @@ export interface ServiceProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** waitForLine resolves with the first log line (seen or to come) that matches, or fails after timeoutMs. */
   waitForLine(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** stderr is what it wrote to standard error so far. */
+  stderr(): string;
   /** kill ends it with SIGKILL if it still runs (test clean-up). */
   kill(): void;
 }
@@ -86,7 +88,7 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
   };
   try {
     const listening = await waitForLine((l) => typeof l.msg === "string" && l.msg.startsWith("blog-service listening"));
-    return { child, address: String(listening.address), lines, exited, waitForLine, kill };
+    return { child, address: String(listening.address), lines, exited, waitForLine, kill, stderr: () => stderr };
   } catch (error) {
     kill();
     throw error;

@@ -28,6 +28,7 @@ export const E2E_FILES: readonly string[] = [
   "test/reflection.test.ts", // buf curl
   "test/replicas.test.ts", // three service processes
   "test/service-kill.test.ts", // the service process, kill -9
+  "test/secrets.test.ts", // the service process
   "test/shutdown.test.ts", // the service process, SIGTERM
   "test/tls.test.ts", // openssl
 ];
