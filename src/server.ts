@@ -101,7 +101,7 @@ export function createServer({
   );
   server.addService(
     serviceDefinition(PostService),
-    implement(PostService, postService(new PostRepository(db, reader), pageTokens), options),
+    implement(PostService, postService(new PostRepository(db, reader), pageTokens, maxReplyBytes), options),
   );
   server.addService(
     serviceDefinition(Health),

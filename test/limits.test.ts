@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { credentials, status } from "@grpc/grpc-js";
 import pg from "pg";
+import { PostService } from "../gen/blog/v1/post_service_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createClient } from "../src/client/transport.js";
@@ -10,15 +11,19 @@ import { serverOptions } from "../src/grpc/server-options.js";
 import { startCustomServer } from "./custom-server.js";
 import type { CustomServer } from "./custom-server.js";
 
-// One server with small limits: 2 concurrent calls per connection and a
-// 1-second stream lifetime.
+// One server with small limits: 2 concurrent calls per connection, a
+// 1-second stream lifetime, and replies of at most 1 MiB (requests up to 4).
 const maxStreams = 2;
 const lifetimeMs = 1000;
 
 let env: CustomServer;
 before(async () => {
   env = await startCustomServer({
-    grpcOptions: { ...serverOptions, "grpc.max_concurrent_streams": maxStreams },
+    grpcOptions: {
+      ...serverOptions,
+      "grpc.max_concurrent_streams": maxStreams,
+      "grpc.max_send_message_length": 1024 * 1024,
+    },
     streamMaxLifetimeMs: lifetimeMs,
   });
 });
@@ -169,5 +174,36 @@ describe("stream lifetime (STREAM_MAX_LIFETIME_MS)", () => {
     assert.equal(loadConfig({}).streamMaxLifetimeMs, 600_000);
     assert.equal(loadConfig({ STREAM_MAX_LIFETIME_MS: "5000" }).streamMaxLifetimeMs, 5000);
     assert.throws(() => loadConfig({ STREAM_MAX_LIFETIME_MS: "-1" }), /STREAM_MAX_LIFETIME_MS must be/);
+  });
+});
+
+describe("reply budget (GRPC_MAX_SEND_MESSAGE_BYTES)", () => {
+  it("refuses a BatchCreatePosts whose reply could not be sent before writing anything", async () => {
+    const [user] = await env.db("users").insert({ name: "Batcher", age: 1 }).returning("id");
+    const userId = (user as { id: bigint }).id;
+    const posts = createClient(PostService, `127.0.0.1:${env.port}`, credentials.createInsecure());
+    try {
+      // 300 posts of 4,000 characters: a 1.2 MB request (under the 4 MiB receive limit), a reply over 1 MiB.
+      const requests = Array.from({ length: 300 }, (_, i) => ({
+        post: { userId, title: `t${i}`, content: "c".repeat(4000) },
+      }));
+      const error = await posts.batchCreatePosts({ userId, requests }).then(
+        () => assert.fail("the batch was answered OK"),
+        (e: unknown) => e as ClientError,
+      );
+      assert.equal(error.code, status.RESOURCE_EXHAUSTED);
+      assert.match(
+        error.details,
+        /^the reply would take about 1\.\d MiB, over the 1\.0 MiB a message may carry; send the posts in smaller batches$/,
+      );
+      const [stored] = await env.db("posts").where("user_id", String(userId)).count({ n: "*" });
+      assert.equal(Number(stored?.n), 0, "nothing was committed");
+      const line = env.logs.find((l) => l.method === "/blog.v1.PostService/BatchCreatePosts");
+      assert.equal(line?.grpcCode, "RESOURCE_EXHAUSTED", "logged with the status the client received");
+      // Half of it fits, and is written.
+      assert.equal((await posts.batchCreatePosts({ userId, requests: requests.slice(0, 150) })).posts.length, 150);
+    } finally {
+      posts.close();
+    }
   });
 });

@@ -6,10 +6,13 @@ export const maxRowsPerMessage = 500;
 
 /**
  * maxBytesPerMessage caps the estimated encoded size of one streamed message:
- * well inside the default 4 MiB send limit (GRPC_MAX_SEND_MESSAGE_BYTES) and
- * every client's receive limit, whatever the rows hold.
+ * 1 MiB, or half the send limit (GRPC_MAX_SEND_MESSAGE_BYTES) when that is
+ * smaller, so inside the send limit and every client's receive limit,
+ * whatever the rows hold.
  */
-export const maxBytesPerMessage = 1024 * 1024;
+export function maxBytesPerMessage(maxReplyBytes: number): number {
+  return Math.min(1024 * 1024, Math.floor(maxReplyBytes / 2));
+}
 
 /** The protobuf framing a row costs beyond its strings (tags, lengths, ids, times), rounded up. */
 const rowOverhead = 96;
@@ -23,15 +26,15 @@ export function utf8Bytes(...texts: string[]): number {
 
 /**
  * messageBatches splits rows into stream messages of at most
- * maxRowsPerMessage rows and maxBytesPerMessage bytes (as sizeOf estimates
+ * maxRowsPerMessage rows and maxBytes bytes (as sizeOf estimates
  * them from above); a row larger than the byte cap alone still goes, alone.
  */
-export function* messageBatches<T>(rows: readonly T[], sizeOf: (row: T) => number): Generator<T[]> {
+export function* messageBatches<T>(rows: readonly T[], sizeOf: (row: T) => number, maxBytes: number): Generator<T[]> {
   let batch: T[] = [];
   let bytes = 0;
   for (const row of rows) {
     const size = sizeOf(row);
-    if (batch.length > 0 && (batch.length === maxRowsPerMessage || bytes + size > maxBytesPerMessage)) {
+    if (batch.length > 0 && (batch.length === maxRowsPerMessage || bytes + size > maxBytes)) {
       yield batch;
       batch = [];
       bytes = 0;

@@ -5,7 +5,7 @@ import type { ServiceImpl } from "../grpc/adapter.js";
 import { notFound, required } from "../grpc/errors.js";
 import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
-import { messageBatches, utf8Bytes } from "../grpc/stream-budget.js";
+import { maxBytesPerMessage, messageBatches, replyWithin, utf8Bytes } from "../grpc/stream-budget.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import { exportChunks } from "../list/export.js";
@@ -24,7 +24,9 @@ function fieldsOf(post: { title: string; content: string }): PostFields {
 export function postService(
   posts: PostRepository,
   pageTokens: () => Promise<PageTokens>,
+  maxReplyBytes: number,
 ): ServiceImpl<typeof PostService> {
+  const messageBytes = maxBytesPerMessage(maxReplyBytes);
   return {
     async createPost(request) {
       const post = required(request.post, "post");
@@ -69,6 +71,9 @@ export function postService(
 
     async batchCreatePosts({ userId, requests }) {
       const fields = requests.map((r) => fieldsOf(required(r.post, "requests[].post")));
+      // Sized before the INSERT: a reply that cannot be sent must not leave committed rows behind.
+      const bytes = fields.reduce((sum, p) => sum + utf8Bytes(p.title, p.content), 0);
+      replyWithin(bytes, maxReplyBytes, "send the posts in smaller batches");
       return { posts: (await posts.createMany(userId, fields)).map(postToProto) };
     },
 
@@ -77,7 +82,7 @@ export function postService(
       const read = (after: Position | undefined, limit: number) =>
         posts.exportChunk(request.userId, query, after, limit);
       for await (const rows of exportChunks(postsListing, query, read, signal)) {
-        for (const batch of messageBatches(rows, (p) => utf8Bytes(p.title, p.content))) {
+        for (const batch of messageBatches(rows, (p) => utf8Bytes(p.title, p.content), messageBytes)) {
           yield { posts: batch.map(postToProto) };
         }
       }

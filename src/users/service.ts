@@ -6,7 +6,7 @@ import type { ServiceImpl } from "../grpc/adapter.js";
 import { ServiceError, errorInfo, notFound, required } from "../grpc/errors.js";
 import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
-import { messageBatches, replyWithin, utf8Bytes } from "../grpc/stream-budget.js";
+import { maxBytesPerMessage, messageBatches, replyWithin, utf8Bytes } from "../grpc/stream-budget.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import type { PageTokens } from "../list/page-token.js";
@@ -42,6 +42,7 @@ export function userService(
   pageTokens: () => Promise<PageTokens>,
   maxReplyBytes: number,
 ): ServiceImpl<typeof UserService> {
+  const messageBytes = maxBytesPerMessage(maxReplyBytes);
   return {
     async createUser(request) {
       const user = required(request.user, "user");
@@ -114,7 +115,8 @@ export function userService(
       const query = parseListQuery(usersListing, request);
       const read = (after: Position | undefined, limit: number) => users.exportChunk(query, after, limit);
       for await (const rows of exportChunks(usersListing, query, read, signal)) {
-        for (const batch of messageBatches(rows, (u) => utf8Bytes(u.name))) yield { users: batch.map(userToProto) };
+        for (const batch of messageBatches(rows, (u) => utf8Bytes(u.name), messageBytes))
+          yield { users: batch.map(userToProto) };
       }
     },
   };
