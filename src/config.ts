@@ -35,6 +35,8 @@ export interface Config {
   authTokensFile: string | undefined;
   /** streamMaxLifetimeMs ends server streams that run longer (STREAM_MAX_LIFETIME_MS). */
   streamMaxLifetimeMs: number;
+  /** streamIdleWriteMs ends server streams whose client takes no message for that long (STREAM_IDLE_WRITE_TIMEOUT_MS). */
+  streamIdleWriteMs: number;
 }
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -114,5 +116,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tls: tlsFiles(env),
     authTokensFile: env.AUTH_TOKENS_FILE ? path.resolve(env.AUTH_TOKENS_FILE) : undefined,
     streamMaxLifetimeMs: positiveInt(env, "STREAM_MAX_LIFETIME_MS", 600_000),
+    streamIdleWriteMs: positiveInt(env, "STREAM_IDLE_WRITE_TIMEOUT_MS", 30_000),
   };
 }

@@ -40,6 +40,7 @@ async function main(config: Config, log: Logger): Promise<void> {
     credentials,
     authTokens,
     streamMaxLifetimeMs: config.streamMaxLifetimeMs,
+    streamIdleWriteMs: config.streamIdleWriteMs,
   });
   const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
     await stopDatabase();

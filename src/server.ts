@@ -42,6 +42,8 @@ export interface ServerDeps {
   authTokens?: AuthTokens;
   /** streamMaxLifetimeMs ends server streams still running after it (STREAM_MAX_LIFETIME_MS; default 10 minutes). */
   streamMaxLifetimeMs?: number;
+  /** streamIdleWriteMs ends server streams whose client takes no message for that long (STREAM_IDLE_WRITE_TIMEOUT_MS; default 30 s). */
+  streamIdleWriteMs?: number;
 }
 
 /** BlogServer is a configured server that has not started listening. */
@@ -71,6 +73,7 @@ export function createServer({
   credentials = ServerCredentials.createInsecure(),
   authTokens,
   streamMaxLifetimeMs = 600_000,
+  streamIdleWriteMs = 30_000,
 }: ServerDeps): BlogServer {
   const server = new Server(grpcOptions);
   const health = new HealthStatus(
@@ -88,7 +91,8 @@ export function createServer({
   // With replicas, read-only calls may read from them and writes answer with their WAL position.
   if (replicas !== undefined) middleware.push(readYourWrites(db, log));
   const reader = replicas === undefined ? primaryReader(db) : replicaReader(db, replicas);
-  const options = { middleware, logError, streamLifetimeMs: streamMaxLifetimeMs };
+  const streams = { streamLifetimeMs: streamMaxLifetimeMs, streamIdleWriteMs };
+  const options = { middleware, logError, ...streams };
   // Replies are sized before they are built, against what grpc-js will send (-1: no limit).
   const sendLimit = Number(
     grpcOptions["grpc.max_send_message_length"] ?? serverOptions["grpc.max_send_message_length"],
@@ -103,10 +107,7 @@ export function createServer({
     serviceDefinition(PostService),
     implement(PostService, postService(new PostRepository(db, reader), pageTokens, maxReplyBytes), options),
   );
-  server.addService(
-    serviceDefinition(Health),
-    implement(Health, healthService(health), { logError, streamLifetimeMs: streamMaxLifetimeMs }),
-  );
+  server.addService(serviceDefinition(Health), implement(Health, healthService(health), { logError, ...streams }));
   addReflection(server, [...apiServices, Health]);
   // Health follows the database: NOT_SERVING while it does not answer, SERVING when it does again.
   const monitor = monitorDatabase(db, {

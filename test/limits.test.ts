@@ -207,3 +207,42 @@ describe("reply budget (GRPC_MAX_SEND_MESSAGE_BYTES)", () => {
     }
   });
 });
+
+describe("stream idle-write timeout (STREAM_IDLE_WRITE_TIMEOUT_MS)", () => {
+  it("ends an export whose client takes no message for that long, long before the stream lifetime", async () => {
+    const idle = await startCustomServer({ streamIdleWriteMs: 300 });
+    const client = createClient(UserService, `127.0.0.1:${idle.port}`, credentials.createInsecure(), {
+      "grpc.use_local_subchannel_pool": 1,
+    });
+    try {
+      await idle.db.raw("INSERT INTO users (name, age) SELECT 'user ' || g, g % 100 FROM generate_series(1, 50000) g");
+      // Read one message, then stop: HTTP/2 flow control soon holds the server's writes.
+      const messages = client.exportUsers({})[Symbol.asyncIterator]();
+      let received = (await messages.next()).value?.users.length ?? 0;
+      await eventually("the server ends the stalled export", async () =>
+        idle.logs.some((l) => l.method === "/blog.v1.UserService/ExportUsers" && l.grpcCode === "DEADLINE_EXCEEDED"),
+      );
+      const error = await (async () => {
+        try {
+          for (let next = await messages.next(); !next.done; next = await messages.next()) {
+            received += next.value.users.length;
+          }
+        } catch (e) {
+          return e as ClientError;
+        }
+        throw new Error("the export ended without an error");
+      })();
+      assert.equal(error.code, status.DEADLINE_EXCEEDED);
+      assert.equal(
+        error.details,
+        "the client read nothing for 300 ms, the server's stream idle-write timeout; resume with a new call",
+      );
+      assert.ok(received < 50_000, `received ${received} users`);
+      assert.equal(loadConfig({}).streamIdleWriteMs, 30_000);
+      assert.equal(loadConfig({ STREAM_IDLE_WRITE_TIMEOUT_MS: "5000" }).streamIdleWriteMs, 5000);
+    } finally {
+      client.close();
+      await idle.close();
+    }
+  });
+});

@@ -13,7 +13,7 @@ import { runInCall } from "../call/scope.js";
 import { methodDefinition } from "../protocol/method.js";
 import type { Init } from "../protocol/method.js";
 import { cancelledByClient, endedBy, startCall } from "./call-context.js";
-import type { CallContext } from "./call-context.js";
+import type { CallContext, StartedCall } from "./call-context.js";
 import { ServiceError, errorInfo, toServiceError, toStatus } from "./errors.js";
 import type { ErrorLogger } from "./errors.js";
 
@@ -104,14 +104,30 @@ function written(call: ServerWritableStream<unknown, unknown>, signal: AbortSign
  */
 async function writeAll(
   call: ServerWritableStream<unknown, unknown>,
-  signal: AbortSignal,
+  started: StartedCall,
   messages: AsyncIterable<unknown>,
+  idleWriteMs: number | undefined,
 ) {
+  const { signal } = started.context;
   for await (const message of messages) {
     if (signal.aborted) return;
+    const idle =
+      idleWriteMs === undefined
+        ? undefined
+        : setTimeout(() => started.end(idleWriteExceeded(idleWriteMs)), idleWriteMs);
     await written(call, signal, message);
+    clearTimeout(idle);
     if (signal.aborted) return;
   }
+}
+
+/** The end of a server stream whose client took no message for idleWriteMs (it stopped reading). */
+function idleWriteExceeded(idleWriteMs: number): ServiceError {
+  return new ServiceError(
+    status.DEADLINE_EXCEEDED,
+    `the client read nothing for ${idleWriteMs} ms, the server's stream idle-write timeout; resume with a new call`,
+    [errorInfo("STREAM_IDLE_WRITE_TIMEOUT", { idleWriteMs: String(idleWriteMs) })],
+  );
 }
 
 /** ImplementOptions are what every method of one service shares. */
@@ -120,6 +136,8 @@ export interface ImplementOptions {
   logError: ErrorLogger;
   /** streamLifetimeMs ends server streams still running after it with DEADLINE_EXCEEDED. */
   streamLifetimeMs?: number;
+  /** streamIdleWriteMs ends server streams whose client takes no message for that long (it stopped reading). */
+  streamIdleWriteMs?: number;
 }
 
 /**
@@ -168,9 +186,11 @@ export function implement<S extends DescService>(
       return [
         method.localName,
         (call: ServerWritableStream<unknown, unknown>) => {
-          const { context, settle } = startCall(method, call, options.streamLifetimeMs);
+          const started = startCall(method, call, options.streamLifetimeMs);
+          const { context, settle } = started;
           const run = async () => {
-            await writeAll(call, context.signal, handler(call.request, context) as AsyncIterable<unknown>);
+            const messages = handler(call.request, context) as AsyncIterable<unknown>;
+            await writeAll(call, started, messages, options.streamIdleWriteMs);
             // The server ended the stream (its lifetime): the caller hears why. A cancelled call hears nothing.
             const ended = endedBy(context);
             if (ended !== undefined && ended !== cancelledByClient) throw ended;

@@ -35,10 +35,12 @@ function lifetimeExceeded(maxMs: number): ServiceError {
   );
 }
 
-/** A started call: its context, and `settle` to call once the answer is decided. */
+/** A started call: its context, `settle` to call once the answer is decided, and `end` to end it with a status. */
 export interface StartedCall {
   readonly context: CallContext;
   settle(): void;
+  /** end aborts the call (its handler, its statements) with the status it then answers. */
+  end(reason: ServiceError): void;
 }
 
 /**
@@ -90,6 +92,9 @@ export function startCall(
     settle: () => {
       settled = true;
       clearTimeout(lifetime);
+    },
+    end: (reason) => {
+      if (!settled) controller.abort(reason);
     },
   };
 }
