@@ -50,6 +50,19 @@ async function eventually(what: string, check: () => Promise<boolean>, timeoutMs
   }
 }
 
+/** statusAfterRest reads an export's remaining messages, counting their users, and returns the status it ends with. */
+async function statusAfterRest(
+  messages: AsyncIterator<{ users: unknown[] }>,
+  count: (users: number) => void,
+): Promise<ClientError> {
+  try {
+    for (let next = await messages.next(); !next.done; next = await messages.next()) count(next.value.users.length);
+  } catch (e) {
+    return e as ClientError;
+  }
+  throw new Error("the export ended without an error");
+}
+
 /** activity queries pg_stat_activity on a connection of its own, outside the server's pool. */
 async function activity<T>(sql: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: env.url });
@@ -149,16 +162,7 @@ describe("stream lifetime (STREAM_MAX_LIFETIME_MS)", () => {
       );
       assert.deepEqual(busy, []);
       // The client reads what it had received, then the status.
-      const error = await (async () => {
-        try {
-          for (let next = await messages.next(); !next.done; next = await messages.next()) {
-            received += next.value.users.length;
-          }
-        } catch (e) {
-          return e as ClientError;
-        }
-        throw new Error("the export ended without an error");
-      })();
+      const error = await statusAfterRest(messages, (n) => (received += n));
       assert.equal(error.code, status.DEADLINE_EXCEEDED);
       assert.equal(
         error.details,
@@ -222,16 +226,7 @@ describe("stream idle-write timeout (STREAM_IDLE_WRITE_TIMEOUT_MS)", () => {
       await eventually("the server ends the stalled export", async () =>
         idle.logs.some((l) => l.method === "/blog.v1.UserService/ExportUsers" && l.grpcCode === "DEADLINE_EXCEEDED"),
       );
-      const error = await (async () => {
-        try {
-          for (let next = await messages.next(); !next.done; next = await messages.next()) {
-            received += next.value.users.length;
-          }
-        } catch (e) {
-          return e as ClientError;
-        }
-        throw new Error("the export ended without an error");
-      })();
+      const error = await statusAfterRest(messages, (n) => (received += n));
       assert.equal(error.code, status.DEADLINE_EXCEEDED);
       assert.equal(
         error.details,
