@@ -27,6 +27,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** dbHealthIntervalMs is how often health probes the database with `SELECT 1`. */
   dbHealthIntervalMs: number;
+  /** poolStarvedMs is how long callers may wait on a full pool before health says NOT_SERVING (DATABASE_POOL_STARVED_MS). */
+  poolStarvedMs: number;
   /** tracing is on when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT). */
   tracing: boolean;
   /** tls names the certificate files (TLS_CERT, TLS_KEY, TLS_CLIENT_CA); undefined serves plaintext. */
@@ -112,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     poolAcquireTimeoutMs: positiveInt(env, "DATABASE_ACQUIRE_TIMEOUT_MS", 2_000),
     shutdownGraceMs: positiveInt(env, "SHUTDOWN_GRACE_MS", 10_000),
     dbHealthIntervalMs: positiveInt(env, "DB_HEALTH_INTERVAL_MS", 1000),
+    poolStarvedMs: positiveInt(env, "DATABASE_POOL_STARVED_MS", 10_000),
     tracing: Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
     tls: tlsFiles(env),
     authTokensFile: env.AUTH_TOKENS_FILE ? path.resolve(env.AUTH_TOKENS_FILE) : undefined,

@@ -37,6 +37,7 @@ async function main(config: Config, log: Logger): Promise<void> {
     log,
     grpcOptions: config.grpcServerOptions,
     dbHealthIntervalMs: config.dbHealthIntervalMs,
+    poolStarvedMs: config.poolStarvedMs,
     credentials,
     authTokens,
     streamMaxLifetimeMs: config.streamMaxLifetimeMs,

@@ -42,6 +42,8 @@ export interface ServerDeps {
   authTokens?: AuthTokens;
   /** streamMaxLifetimeMs ends server streams still running after it (STREAM_MAX_LIFETIME_MS; default 10 minutes). */
   streamMaxLifetimeMs?: number;
+  /** poolStarvedMs is how long callers may wait on a full pool before health says NOT_SERVING (DATABASE_POOL_STARVED_MS; default 10 s). */
+  poolStarvedMs?: number;
   /** streamIdleWriteMs ends server streams whose client takes no message for that long (STREAM_IDLE_WRITE_TIMEOUT_MS; default 30 s). */
   streamIdleWriteMs?: number;
 }
@@ -74,6 +76,7 @@ export function createServer({
   authTokens,
   streamMaxLifetimeMs = 600_000,
   streamIdleWriteMs = 30_000,
+  poolStarvedMs = 10_000,
 }: ServerDeps): BlogServer {
   const server = new Server(grpcOptions);
   const health = new HealthStatus(
@@ -109,14 +112,17 @@ export function createServer({
   );
   server.addService(serviceDefinition(Health), implement(Health, healthService(health), { logError, ...streams }));
   addReflection(server, [...apiServices, Health]);
-  // Health follows the database: NOT_SERVING while it does not answer, SERVING when it does again.
+  // Health follows the database: NOT_SERVING while it does not answer or the pool gives no
+  // connection for poolStarvedMs, SERVING when it does again.
   const monitor = monitorDatabase(db, {
     intervalMs: dbHealthIntervalMs,
     timeoutMs: Math.min(Math.max(dbHealthIntervalMs, 500), 2000),
-    onChange: (reachable) => {
-      if (reachable) log.info("database answers: serving");
-      else log.warn("database does not answer: not serving");
-      health.setAll(reachable ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    starvedAfterMs: poolStarvedMs,
+    onChange: (verdict) => {
+      if (verdict === "serving") log.info("database answers: serving");
+      else if (verdict === "unreachable") log.warn("database does not answer: not serving");
+      else log.warn({ poolStarvedMs }, "no pooled connection could be had for a while: not serving");
+      health.setAll(verdict === "serving" ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
     },
   });
 

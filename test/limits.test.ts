@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { credentials, status } from "@grpc/grpc-js";
 import pg from "pg";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { PostService } from "../gen/blog/v1/post_service_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { loadConfig } from "../src/config.js";
@@ -238,6 +239,32 @@ describe("stream idle-write timeout (STREAM_IDLE_WRITE_TIMEOUT_MS)", () => {
     } finally {
       client.close();
       await idle.close();
+    }
+  });
+});
+
+describe("health when the pool gives no connection (DATABASE_POOL_STARVED_MS)", () => {
+  it("says NOT_SERVING while callers wait on a full pool, and SERVING again once they are served", async () => {
+    const starved = await startCustomServer({ poolStarvedMs: 200, dbHealthIntervalMs: 50 });
+    const address = `127.0.0.1:${starved.port}`;
+    const health = createClient(Health, address, credentials.createInsecure());
+    const users = createClient(UserService, address, credentials.createInsecure());
+    const held = await Promise.all(Array.from({ length: 5 }, () => starved.db.transaction())); // the whole pool
+    try {
+      const check = async () => (await health.check({ service: "" })).status;
+      assert.equal(await check(), ServingStatus.SERVING);
+      const waiting = users.countUsers({}); // waits for a connection
+      await eventually("health says NOT_SERVING", async () => (await check()) === ServingStatus.NOT_SERVING);
+      await Promise.all(held.map((trx) => trx.rollback()));
+      assert.equal((await waiting).count, 0n);
+      await eventually("health says SERVING again", async () => (await check()) === ServingStatus.SERVING);
+      assert.ok(starved.logs.some((l) => l.msg === "no pooled connection could be had for a while: not serving"));
+      assert.equal(loadConfig({}).poolStarvedMs, 10_000);
+    } finally {
+      await Promise.all(held.map((trx) => (trx.isCompleted() ? undefined : trx.rollback())));
+      health.close();
+      users.close();
+      await starved.close();
     }
   });
 });

@@ -5,6 +5,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import knex from "knex";
 import pg from "pg";
 import { monitorDatabase } from "./monitor.js";
+import type { DatabaseVerdict } from "./monitor.js";
 
 const url = () => {
   const value = process.env.DATABASE_URL;
@@ -41,11 +42,11 @@ async function closedPort(): Promise<number> {
 
 it("reports a reachable database once started, and leaves no connection behind when stopped", async () => {
   const db = database(url());
-  const heard: boolean[] = [];
+  const heard: DatabaseVerdict[] = [];
   const monitor = monitorDatabase(db, { intervalMs: 50, timeoutMs: 1000, onChange: (up) => heard.push(up) });
   try {
     await monitor.start();
-    assert.deepEqual(heard, [true]);
+    assert.deepEqual(heard, ["serving"]);
     assert.equal(await probeConnections(), 1);
     await monitor.stop();
     // The backend leaves pg_stat_activity just after it closes the socket.
@@ -53,7 +54,7 @@ it("reports a reachable database once started, and leaves no connection behind w
       assert.ok(tries < 100, "the probe's connection is gone");
       await delay(50);
     }
-    assert.deepEqual(heard, [true], "nothing is heard after stop");
+    assert.deepEqual(heard, ["serving"], "nothing is heard after stop");
   } finally {
     await monitor.stop();
     await db.destroy();
@@ -64,11 +65,49 @@ it("reports an unreachable database at once", async () => {
   const dead = new URL(url());
   dead.port = String(await closedPort());
   const db = database(dead.toString());
-  const heard: boolean[] = [];
+  const heard: DatabaseVerdict[] = [];
   const monitor = monitorDatabase(db, { intervalMs: 50, timeoutMs: 1000, onChange: (up) => heard.push(up) });
   try {
     await monitor.start();
-    assert.deepEqual(heard, [false]);
+    assert.deepEqual(heard, ["unreachable"]);
+  } finally {
+    await monitor.stop();
+    await db.destroy();
+  }
+});
+
+it("reports a pool whose callers have waited starvedAfterMs with no free connection, and its recovery", async () => {
+  const db = knex({
+    client: "pg",
+    connection: { connectionString: url(), application_name: name },
+    pool: { min: 0, max: 1 },
+    acquireConnectionTimeout: 10_000,
+  });
+  const heard: DatabaseVerdict[] = [];
+  const monitor = monitorDatabase(db, {
+    intervalMs: 20,
+    timeoutMs: 1000,
+    starvedAfterMs: 100,
+    onChange: (v) => heard.push(v),
+  });
+  try {
+    await monitor.start();
+    const trx = await db.transaction(); // holds the pool's only connection
+    const waiting = db.raw("SELECT 1").then(() => "done"); // waits for it (then() sends it)
+    const until = async (verdict: DatabaseVerdict) => {
+      for (let tries = 0; heard.at(-1) !== verdict; tries++) {
+        assert.ok(tries < 500, `heard ${heard.join(", ")}`);
+        await delay(20);
+      }
+    };
+    try {
+      await until("pool-starved");
+    } finally {
+      await trx.rollback();
+    }
+    assert.equal(await waiting, "done");
+    await until("serving");
+    assert.deepEqual(heard, ["serving", "pool-starved", "serving"]);
   } finally {
     await monitor.stop();
     await db.destroy();

@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Knex } from "knex";
 import pg from "pg";
 import { isUnavailable } from "./errors.js";
-import { connectionSettingsOf } from "./knex-internals.js";
+import { connectionSettingsOf, poolOf } from "./knex-internals.js";
 
 /** DatabaseMonitorOptions says how often to probe and whom to tell. */
 export interface DatabaseMonitorOptions {
@@ -10,9 +10,17 @@ export interface DatabaseMonitorOptions {
   intervalMs: number;
   /** timeoutMs bounds connecting and answering `SELECT 1`; slower counts as unreachable. */
   timeoutMs: number;
-  /** onChange hears the first verdict and every change: true when the database answers. */
-  onChange(reachable: boolean): void;
+  /**
+   * starvedAfterMs is how long callers may wait on a pool with no free
+   * connection before the service counts as unable to serve; default: never.
+   */
+  starvedAfterMs?: number;
+  /** onChange hears the first verdict and every change: serving, or why not. */
+  onChange(verdict: DatabaseVerdict): void;
 }
+
+/** DatabaseVerdict is whether calls can be served: the database answers and the pool gives connections. */
+export type DatabaseVerdict = "serving" | "unreachable" | "pool-starved";
 
 /** DatabaseMonitor is a running probe; start and stop it with the server. */
 export interface DatabaseMonitor {
@@ -28,11 +36,15 @@ export interface DatabaseMonitor {
  * restart. It probes with `SELECT 1` on a connection of its own, outside the
  * pool, so a busy pool is not mistaken for a lost database; a statement that
  * fails in a suspicious way triggers a probe without waiting for the timer.
+ * With starvedAfterMs, a pool that has had callers waiting and no free
+ * connection for that long also counts as not serving (calls would get
+ * UNAVAILABLE from the acquire timeout), so an orchestrator can act.
  */
 export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): DatabaseMonitor {
   const settings = connectionSettingsOf(db);
   let client: pg.Client | undefined;
-  let reachable: boolean | undefined;
+  let current: DatabaseVerdict | undefined;
+  let starvedSince: number | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let probing: Promise<void> | undefined;
@@ -58,19 +70,27 @@ export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): Data
     }
     return c;
   };
-  const verdict = (now: boolean) => {
-    if (stopped || now === reachable) return;
-    reachable = now;
+  const verdict = (now: DatabaseVerdict) => {
+    if (stopped || now === current) return;
+    current = now;
     options.onChange(now);
+  };
+  /** starved: callers wait on a pool with no free connection, and have for starvedAfterMs. */
+  const starved = () => {
+    const pool = poolOf(db);
+    const waiting = pool !== undefined && pool.numPendingAcquires() > 0 && pool.numFree() === 0;
+    starvedSince = waiting ? (starvedSince ?? Date.now()) : undefined;
+    const after = options.starvedAfterMs;
+    return after !== undefined && starvedSince !== undefined && Date.now() - starvedSince >= after;
   };
   const probe = async () => {
     try {
       client ??= await connect();
       await client.query("SELECT 1");
-      verdict(true);
+      verdict(starved() ? "pool-starved" : "serving");
     } catch {
       void drop(client);
-      verdict(false);
+      verdict("unreachable");
     }
   };
   const schedule = () => {
