@@ -42,6 +42,11 @@ export function createClient<S extends DescService>(
     const def = methodDefinition(method);
     const callOptions = (o: ClientCallOptions): CallOptions =>
       o.deadline === undefined ? {} : { deadline: o.deadline };
+    /** cancelOnAbort ends the call when the caller's signal aborts. */
+    const cancelOnAbort = <C extends { cancel(): void }>(c: C, o: ClientCallOptions): C => {
+      o.signal?.addEventListener("abort", () => c.cancel(), { once: true });
+      return c;
+    };
     if (method.methodKind === "unary") {
       const call = (request: unknown, options: ClientCallOptions = {}) =>
         new Promise((resolve, reject) => {
@@ -54,25 +59,25 @@ export function createClient<S extends DescService>(
             callOptions(options),
             (error, response) => (error ? reject(error) : resolve(response)),
           );
-          options.signal?.addEventListener("abort", () => c.cancel(), { once: true });
+          cancelOnAbort(c, options);
         });
       return [method.localName, call];
     }
     if (method.methodKind !== "server_streaming") {
       throw new Error(`${service.typeName}.${method.name}: ${method.methodKind} methods are not supported`);
     }
-    const stream = (request: unknown, options: ClientCallOptions = {}) => {
-      const c = client.makeServerStreamRequest(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize,
-        request,
-        options.metadata ?? new Metadata(),
-        callOptions(options),
-      );
-      options.signal?.addEventListener("abort", () => c.cancel(), { once: true });
-      return c as AsyncIterable<unknown>;
-    };
+    const stream = (request: unknown, options: ClientCallOptions = {}) =>
+      cancelOnAbort(
+        client.makeServerStreamRequest(
+          def.path,
+          def.requestSerialize,
+          def.responseDeserialize,
+          request,
+          options.metadata ?? new Metadata(),
+          callOptions(options),
+        ),
+        options,
+      ) as AsyncIterable<unknown>;
     return [method.localName, stream];
   });
   return { ...Object.fromEntries(methods), close: () => client.close() } as PromiseClient<S> & { close(): void };

@@ -39,16 +39,11 @@ export function queryIdOf(event: unknown): string {
 /** A pg connection as Knex's client hands it to a statement: where it connected and its cancel key. */
 export type RawConnection = CancelTarget;
 
-/** The entry points every statement and cursor of db goes through, with the connection it runs on. */
-export interface StatementEntryPoints {
-  query(connection: RawConnection, query: unknown): Promise<unknown>;
-  stream(connection: RawConnection, query: unknown, stream: unknown, options: unknown): Promise<unknown>;
-}
+/** Knex's entry point for every statement of db, with the connection it runs on. */
+export type QueryEntryPoint = (connection: RawConnection, query: unknown) => Promise<unknown>;
 
-/** wrapStatementEntryPoints replaces db's query and stream entry points with wrap(original). */
-export function wrapStatementEntryPoints(db: Knex, wrap: (original: StatementEntryPoints) => StatementEntryPoints) {
-  const client = db.client as Knex.Client & StatementEntryPoints;
-  const wrapped = wrap({ query: client.query.bind(client), stream: client.stream.bind(client) });
-  client.query = wrapped.query;
-  client.stream = wrapped.stream;
+/** wrapQueryEntryPoint replaces db's query entry point with wrap(original). */
+export function wrapQueryEntryPoint(db: Knex, wrap: (original: QueryEntryPoint) => QueryEntryPoint): void {
+  const client = db.client as Knex.Client & { query: QueryEntryPoint };
+  client.query = wrap(client.query.bind(client));
 }

@@ -78,7 +78,7 @@ export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): Data
   /** starved: callers wait on a pool with no free connection, and have for starvedAfterMs. */
   const starved = () => {
     const pool = poolOf(db);
-    const waiting = pool !== undefined && pool.numPendingAcquires() > 0 && pool.numFree() === 0;
+    const waiting = pool !== undefined && pool.numPendingAcquires() > 0 && pool.numUsed() >= pool.max;
     starvedSince = waiting ? (starvedSince ?? Date.now()) : undefined;
     const after = options.starvedAfterMs;
     return after !== undefined && starvedSince !== undefined && Date.now() - starvedSince >= after;

@@ -1,8 +1,7 @@
-import type { EventEmitter } from "node:events";
 import { currentCall } from "../call/scope.js";
 import { cancelRequest } from "./cancel-request.js";
 import { CallCancelled, DeadlineExceeded } from "./errors.js";
-import { wrapStatementEntryPoints } from "./knex-internals.js";
+import { wrapQueryEntryPoint } from "./knex-internals.js";
 import type { RawConnection } from "./knex-internals.js";
 
 /**
@@ -15,7 +14,7 @@ import type { RawConnection } from "./knex-internals.js";
  * cancel has been delivered; a cancel that reaches an idle backend is ignored
  * by PostgreSQL, so it cannot hit the next user of the connection.
  */
-async function bound<T>(connection: RawConnection, run: () => Promise<T>, stream?: EventEmitter): Promise<T> {
+async function bound<T>(connection: RawConnection, run: () => Promise<T>): Promise<T> {
   const call = currentCall();
   if (call === undefined) return run();
   if (call.signal.aborted) throw new CallCancelled();
@@ -27,33 +26,23 @@ async function bound<T>(connection: RawConnection, run: () => Promise<T>, stream
   };
   const timer = left === undefined ? undefined : setTimeout(cancel, left);
   call.signal.addEventListener("abort", cancel);
-  const release = () => {
-    clearTimeout(timer);
-    call.signal.removeEventListener("abort", cancel);
-  };
-  // Knex gives a cursor's connection back when its stream closes, but the
-  // promise of client.stream does not settle when the reader stops early:
-  // stop watching the connection as soon as the stream closes.
-  stream?.once("close", release);
   try {
     return await run();
   } finally {
-    release();
-    stream?.off("close", release);
+    clearTimeout(timer);
+    call.signal.removeEventListener("abort", cancel);
     await cancelling;
   }
 }
 
 /**
  * boundStatementsToCalls makes every statement Knex sends on behalf of a
- * call (queries, transactions, cursors) end when the call does. It wraps the
- * Knex client's query and stream entry points once (Knex has no public hook
- * that sees the connection a statement runs on); outside a call (migrations,
- * seeding) nothing changes. No statement is added per call.
+ * call (queries and transactions; the service opens no cursors: exports read
+ * in chunks) end when the call does. It wraps the Knex client's query entry
+ * point once (Knex has no public hook that sees the connection a statement
+ * runs on); outside a call (migrations, seeding) nothing changes. No
+ * statement is added per call.
  */
-export function boundStatementsToCalls(db: Parameters<typeof wrapStatementEntryPoints>[0]): void {
-  wrapStatementEntryPoints(db, ({ query, stream }) => ({
-    query: (connection, q) => bound(connection, () => query(connection, q)),
-    stream: (connection, q, s, o) => bound(connection, () => stream(connection, q, s, o), s as EventEmitter),
-  }));
+export function boundStatementsToCalls(db: Parameters<typeof wrapQueryEntryPoint>[0]): void {
+  wrapQueryEntryPoint(db, (query) => (connection, q) => bound(connection, () => query(connection, q)));
 }

@@ -105,8 +105,5 @@ export function positionOf(row: Record<string, unknown>, listing: ResourceListin
 
 /** keyOf is the position of a row in the order, as stored in a page token. */
 export function keyOf(row: Record<string, unknown>, listing: ResourceListing, order: OrderTerm[]): string[] {
-  return order.map((term) => {
-    const value = row[listing.fields[term.field]!.property];
-    return value instanceof Date ? value.toISOString() : String(sqlValue(value as bigint | string));
-  });
+  return positionOf(row, listing, order).map((value) => (value instanceof Date ? value.toISOString() : value));
 }

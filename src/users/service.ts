@@ -24,7 +24,7 @@ import type { UserFields, UserRepository } from "./repository.js";
  * of metadata a C-core client (Python grpcio) reads, and it would get
  * RESOURCE_EXHAUSTED instead of the status.
  */
-export const maxMissingIdsListed = 20;
+const maxMissingIdsListed = 20;
 
 function usersNotFound(missing: bigint[]): ServiceError {
   const listed = missing.slice(0, maxMissingIdsListed);
