@@ -94,13 +94,13 @@ export function createServer({
   // With replicas, read-only calls may read from them and writes answer with their WAL position.
   if (replicas !== undefined) middleware.push(readYourWrites(db, log));
   const reader = replicas === undefined ? primaryReader(db) : replicaReader(db, replicas);
-  const streams = { streamLifetimeMs: streamMaxLifetimeMs, streamIdleWriteMs };
-  const options = { middleware, logError, ...streams };
   // Replies are sized before they are built, against what grpc-js will send (-1: no limit).
   const sendLimit = Number(
     grpcOptions["grpc.max_send_message_length"] ?? serverOptions["grpc.max_send_message_length"],
   );
   const maxReplyBytes = sendLimit < 0 ? Infinity : sendLimit;
+  const streams = { streamLifetimeMs: streamMaxLifetimeMs, streamIdleWriteMs, maxSendBytes: maxReplyBytes };
+  const options = { middleware, logError, ...streams };
   const pageTokens = lazyPageTokens(db);
   server.addService(
     serviceDefinition(UserService),

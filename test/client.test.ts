@@ -13,7 +13,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1
 import { withDefaults } from "../src/client/call.js";
 import { BlogClientError, createBlogClient } from "../src/client/index.js";
 import { createClient } from "../src/client/transport.js";
-import { serviceDefinition } from "../src/grpc/adapter.js";
+import { serviceMethods } from "../src/protocol/method.js";
 import { startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 
@@ -23,7 +23,7 @@ type Unary = (call: ServerUnaryCall<unknown, unknown>, callback: Callback) => vo
 /** rawServer serves hand-written grpc-js handlers for one service on 127.0.0.1, to observe what a client sends. */
 async function rawServer(service: DescService, handlers: UntypedServiceImplementation) {
   const server = new Server();
-  server.addService(serviceDefinition(service), handlers);
+  server.addService(serviceMethods(service), handlers);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );

@@ -211,6 +211,49 @@ describe("reply budget (GRPC_MAX_SEND_MESSAGE_BYTES)", () => {
       posts.close();
     }
   });
+
+  it("answers, logs and counts a reply over the send limit that no estimate caught as RESOURCE_EXHAUSTED", async () => {
+    // GetPost is not sized before it is built (a post is far below 4 MiB), so a send limit
+    // smaller than one post reaches the adapter's last check, where grpc-js would have
+    // refused the message after the handler returned and the call been logged OK.
+    const tiny = await startCustomServer({ grpcOptions: { ...serverOptions, "grpc.max_send_message_length": 300 } });
+    const posts = createClient(PostService, `127.0.0.1:${tiny.port}`, credentials.createInsecure());
+    try {
+      const [user] = await tiny.db("users").insert({ name: "Long", age: 1 }).returning("id");
+      const userId = (user as { id: bigint }).id;
+      const ids = await tiny
+        .db("posts")
+        .insert([
+          { user_id: String(userId), title: "short", content: "c" },
+          { user_id: String(userId), title: "long", content: "c".repeat(1000) },
+        ])
+        .returning("id");
+      const [short, long] = ids.map((r: { id: bigint }) => r.id);
+      assert.equal((await posts.getPost({ id: short! })).post?.title, "short");
+      const error = await posts.getPost({ id: long! }).then(
+        () => assert.fail("the post was answered OK"),
+        (e: unknown) => e as ClientError,
+      );
+      assert.equal(error.code, status.RESOURCE_EXHAUSTED);
+      assert.match(
+        error.details,
+        /^the reply would take about 0\.0 MiB, over the 0\.0 MiB a message may carry; ask for less/,
+      );
+      const lines = tiny.logs.filter((l) => l.method === "/blog.v1.PostService/GetPost");
+      assert.deepEqual(
+        lines.map((l) => l.grpcCode),
+        ["OK", "RESOURCE_EXHAUSTED"],
+      );
+      const { values } = await tiny.server.metrics.getSingleMetric("grpc_server_handled_total")!.get();
+      const counted = values.find(
+        (v) => v.labels.grpc_method === "GetPost" && v.labels.grpc_code === "RESOURCE_EXHAUSTED",
+      );
+      assert.equal(counted?.value, 1);
+    } finally {
+      posts.close();
+      await tiny.close();
+    }
+  });
 });
 
 describe("stream idle-write timeout (STREAM_IDLE_WRITE_TIMEOUT_MS)", () => {

@@ -1,6 +1,6 @@
 import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { handleServerStreamingCall, handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
-import { serviceDefinition } from "../../src/grpc/adapter.js";
+import { serviceMethods } from "../../src/protocol/method.js";
 import { scenarios } from "../scenarios/index.js";
 import { answerOrchestrator } from "./child.js";
 
@@ -15,7 +15,7 @@ const identity = (bytes: Buffer) => bytes;
 const server = new Server();
 for (const service of new Set(scenarios.map((s) => s.method.parent))) {
   const definition = Object.fromEntries(
-    Object.entries(serviceDefinition(service)).map(([name, method]) => [
+    Object.entries(serviceMethods(service)).map(([name, method]) => [
       name,
       { ...method, requestDeserialize: identity, responseSerialize: identity },
     ]),

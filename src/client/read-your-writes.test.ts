@@ -3,7 +3,7 @@ import { after, before, it } from "node:test";
 import { Metadata, Server, ServerCredentials } from "@grpc/grpc-js";
 import type { ServerUnaryCall } from "@grpc/grpc-js";
 import { UserService } from "../../gen/blog/v1/user_service_pb.js";
-import { serviceDefinition } from "../grpc/adapter.js";
+import { serviceMethods } from "../protocol/method.js";
 import { minLsnKey } from "../protocol/keys.js";
 import { createBlogClient } from "./index.js";
 
@@ -18,7 +18,7 @@ const received: (string | undefined)[] = [];
 
 before(async () => {
   server = new Server();
-  server.addService(serviceDefinition(UserService), {
+  server.addService(serviceMethods(UserService), {
     createUser: (_call: ServerUnaryCall<unknown, unknown>, callback: Callback) => {
       const trailer = new Metadata();
       const next = positions.shift();

@@ -10,12 +10,13 @@ import type {
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { runInCall } from "../call/scope.js";
-import { methodDefinition } from "../protocol/method.js";
+import { encode, methodDefinition } from "../protocol/method.js";
 import type { Init } from "../protocol/method.js";
 import { cancelledByClient, endedBy, startCall } from "./call-context.js";
 import type { CallContext, StartedCall } from "./call-context.js";
 import { ServiceError, errorInfo, toServiceError, toStatus } from "./errors.js";
 import type { ErrorLogger } from "./errors.js";
+import { replyWithin } from "./stream-budget.js";
 
 /**
  * Handler types for one method: unary handlers resolve once, server-streaming
@@ -71,14 +72,43 @@ export function decoded(context: CallContext, request: unknown): unknown {
   );
 }
 
-/** serviceDefinition is the grpc-js server view of a protobuf-es service descriptor. */
+/**
+ * serviceDefinition is the grpc-js server view of a protobuf-es service
+ * descriptor. Replies reach grpc-js already encoded (see `implement`), so its
+ * serializer passes them on.
+ */
 export function serviceDefinition(service: DescService): ServiceDefinition {
   return Object.fromEntries(
     service.methods.map((m) => [
       m.localName,
-      { ...methodDefinition(m), requestDeserialize: (bytes: Buffer) => decode(m.input, bytes) },
+      {
+        ...methodDefinition(m),
+        requestDeserialize: (bytes: Buffer) => decode(m.input, bytes),
+        responseSerialize: (encoded: Buffer) => encoded,
+      },
     ]),
   );
+}
+
+/**
+ * encodedWithin encodes a reply message inside the call, where a failure is
+ * still the call's own status: grpc-js refuses a message over its send limit
+ * with RESOURCE_EXHAUSTED (and one it cannot serialize with INTERNAL) after
+ * the handler has returned, so logs and metrics would have counted it as OK.
+ */
+function encodedWithin(schema: DescMessage, value: unknown, maxBytes: number): Buffer {
+  const bytes = encode(schema, value);
+  replyWithin(bytes.length, maxBytes, "ask for less: a smaller page, fewer ids, or view BASIC");
+  return bytes;
+}
+
+/** encodedStream encodes each message of a server stream as it is pulled (see encodedWithin). */
+async function* encodedStream(
+  schema: DescMessage,
+  messages: AsyncIterable<unknown>,
+  maxBytes: number,
+): AsyncGenerator<Buffer> {
+  for await (const message of messages) yield encodedWithin(schema, message, maxBytes);
 }
 
 /** written writes one message and settles once HTTP/2 has taken it, or once the call is over. */
@@ -138,6 +168,8 @@ export interface ImplementOptions {
   streamLifetimeMs?: number;
   /** streamIdleWriteMs ends server streams whose client takes no message for that long (it stopped reading). */
   streamIdleWriteMs?: number;
+  /** maxSendBytes is the server's send limit (GRPC_MAX_SEND_MESSAGE_BYTES): a larger reply answers RESOURCE_EXHAUSTED. */
+  maxSendBytes?: number;
 }
 
 /**
@@ -155,10 +187,19 @@ export function implement<S extends DescService>(
   const entries = service.methods.map((method) => {
     const own = handlers[method.localName];
     if (own === undefined) throw new Error(`${service.typeName}.${method.name} has no handler`);
-    const handler = (options.middleware ?? []).reduceRight(
-      (next, wrap) => wrap(next),
-      (request: unknown, context: CallContext) => own.call(impl, decoded(context, request), context),
-    );
+    const maxBytes = options.maxSendBytes ?? Infinity;
+    // The innermost step encodes the reply, so that every middleware sees the status the client gets.
+    const encoded: (request: unknown, context: CallContext) => unknown =
+      method.methodKind === "server_streaming"
+        ? (request: unknown, context: CallContext) =>
+            encodedStream(
+              method.output,
+              own.call(impl, decoded(context, request), context) as AsyncIterable<unknown>,
+              maxBytes,
+            )
+        : async (request: unknown, context: CallContext) =>
+            encodedWithin(method.output, await own.call(impl, decoded(context, request), context), maxBytes);
+    const handler = (options.middleware ?? []).reduceRight((next, wrap) => wrap(next), encoded);
     const answer = (error: unknown, context: CallContext): Partial<StatusObject> => {
       const result = toStatus(endedBy(context) ?? toServiceError(error, options.logError));
       result.metadata?.merge(context.trailers);

@@ -1,12 +1,12 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { DescMessage, DescMethod, MessageInitShape } from "@bufbuild/protobuf";
-import type { MethodDefinition } from "@grpc/grpc-js";
+import type { DescMessage, DescMethod, DescService, MessageInitShape } from "@bufbuild/protobuf";
+import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 
 /** Init is what a message may be built from: a message or a plain object of its fields. */
 export type Init<M extends DescMessage> = MessageInitShape<M>;
 
 /** encode serializes a message (or the init shape of one) of schema to protobuf binary. */
-function encode(schema: DescMessage, value: unknown): Buffer {
+export function encode(schema: DescMessage, value: unknown): Buffer {
   return Buffer.from(toBinary(schema, create(schema, value as Init<DescMessage>)));
 }
 
@@ -26,4 +26,9 @@ export function methodDefinition(method: DescMethod): MethodDefinition<unknown, 
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };
+}
+
+/** serviceMethods is methodDefinition for each method of a service, by local name (grpc-js's ServiceDefinition). */
+export function serviceMethods(service: DescService): ServiceDefinition {
+  return Object.fromEntries(service.methods.map((m) => [m.localName, methodDefinition(m)]));
 }
