@@ -4,6 +4,7 @@ import { credentials, status } from "@grpc/grpc-js";
 import pg from "pg";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { PostService } from "../gen/blog/v1/post_service_pb.js";
+import { UserView } from "../gen/blog/v1/user_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createClient } from "../src/client/transport.js";
@@ -308,6 +309,99 @@ describe("health when the pool gives no connection (DATABASE_POOL_STARVED_MS)", 
       health.close();
       users.close();
       await starved.close();
+    }
+  });
+});
+
+describe("pages and export chunks within the send limit (1 MiB here)", () => {
+  const big = "x".repeat(100_000); // 100 kB a post: ten fit in 1 MiB
+
+  /** userWithPosts stores a user with n posts of 100 kB and returns its id. */
+  async function userWithPosts(name: string, n: number): Promise<bigint> {
+    const [row] = await env.db("users").insert({ name, age: 1 }).returning("id");
+    const id = (row as { id: bigint }).id;
+    const posts = Array.from({ length: n }, (_, i) => ({ user_id: String(id), title: `${name}-${i}`, content: big }));
+    if (n > 0) await env.db("posts").insert(posts);
+    return id;
+  }
+
+  it("cuts a ListPosts page short where its posts would pass the limit, and pages through every post once", async () => {
+    const userId = await userWithPosts("Pager", 35);
+    const posts = createClient(PostService, `127.0.0.1:${env.port}`, credentials.createInsecure());
+    try {
+      const seen: string[] = [];
+      const sizes: number[] = [];
+      let pageToken = "";
+      do {
+        const page = await posts.listPosts({ userId, pageSize: 1000, pageToken });
+        sizes.push(page.posts.length);
+        seen.push(...page.posts.map((p) => p.title));
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 35 }, (_, i) => `Pager-${i}`),
+      );
+      assert.ok(sizes.length >= 4, `35 posts of 100 kB take several pages of 1 MiB, not ${sizes.join(", ")}`);
+      assert.ok(Math.max(...sizes) <= 10, `no page holds more than 1 MiB of posts: ${sizes.join(", ")}`);
+    } finally {
+      posts.close();
+    }
+  });
+
+  it("exports posts in chunks and messages within the limit, every post once", async () => {
+    const userId = await userWithPosts("Exporter", 25);
+    const posts = createClient(PostService, `127.0.0.1:${env.port}`, credentials.createInsecure());
+    try {
+      const messages: string[][] = [];
+      for await (const message of posts.exportPosts({ userId })) messages.push(message.posts.map((p) => p.title));
+      assert.deepEqual(
+        messages.flat(),
+        Array.from({ length: 25 }, (_, i) => `Exporter-${i}`),
+      );
+      // A message takes at most half the send limit: five posts of 100 kB.
+      assert.ok(Math.max(...messages.map((m) => m.length)) <= 5, messages.map((m) => m.length).join(", "));
+    } finally {
+      posts.close();
+    }
+  });
+
+  it("ends a ListUsers FULL page before the first user whose posts do not fit, and refuses a user too large alone", async () => {
+    const prefix = `Full${Date.now()}`;
+    const ids = [];
+    for (const [i, n] of [3, 4, 5, 0, 2, 12, 1].entries()) ids.push(await userWithPosts(`${prefix}-${i}`, n));
+    const users = ownConnection();
+    try {
+      const seen = new Map<string, number>();
+      const sizes: number[] = [];
+      let pageToken = "";
+      let refused: ClientError | undefined;
+      const filter = `name:"${prefix}"`;
+      do {
+        const page = await users
+          .listUsers({ filter, pageSize: 100, view: UserView.FULL, pageToken })
+          .catch((e: unknown) => {
+            refused = e as ClientError;
+            return undefined;
+          });
+        if (page === undefined) break;
+        sizes.push(page.users.length);
+        for (const user of page.users) seen.set(user.name, user.posts.length);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      // Users 0-4 (14 posts) come whole over pages of at most ten posts; user 5 (12 posts, 1.2 MB) cannot be sent.
+      assert.deepEqual(
+        [...seen],
+        [3, 4, 5, 0, 2].map((n, i) => [`${prefix}-${i}`, n]),
+      );
+      assert.ok(sizes.length >= 2, `several pages: ${sizes.join(", ")}`);
+      assert.equal(refused?.code, status.RESOURCE_EXHAUSTED);
+      assert.match(refused!.details, /this user's posts alone take more: read them with ListPosts, or use view BASIC$/);
+      // BASIC lists them all on one page.
+      const basic = await users.listUsers({ filter, pageSize: 100 });
+      assert.equal(basic.users.length, 7);
+    } finally {
+      users.close();
     }
   });
 });

@@ -14,14 +14,13 @@ export function maxBytesPerMessage(maxReplyBytes: number): number {
   return Math.min(1024 * 1024, Math.floor(maxReplyBytes / 2));
 }
 
-/** The protobuf framing a row costs beyond its strings (tags, lengths, ids, times), rounded up. */
-const rowOverhead = 96;
-
-/** utf8Bytes is what the strings of a row cost on the wire, exactly. */
-export function utf8Bytes(...texts: string[]): number {
-  let bytes = rowOverhead;
-  for (const text of texts) bytes += Buffer.byteLength(text, "utf8");
-  return bytes;
+/**
+ * listPageBytes is what the rows of one ListPosts or ListUsers page may take:
+ * the send limit less room for the rest of the reply (a next page token of up
+ * to 4096 characters, the total size). A page is cut short there.
+ */
+export function listPageBytes(maxReplyBytes: number): number {
+  return maxReplyBytes - 8192;
 }
 
 /**

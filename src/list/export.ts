@@ -1,11 +1,12 @@
+import type { Rows } from "./page.js";
 import { positionOf } from "./query.js";
 import type { ListQuery, Position, ResourceListing } from "./query.js";
 
 /** exportChunkRows is how many rows one statement of an export reads. */
 export const exportChunkRows = 500;
 
-/** ReadChunk reads up to limit rows of the query after a position (none: from the start). */
-export type ReadChunk<Row> = (after: Position | undefined, limit: number) => Promise<Row[]>;
+/** ReadChunk reads up to limit rows of the query after a position (none: from the start), and whether more follow. */
+export type ReadChunk<Row> = (after: Position | undefined, limit: number) => Promise<Rows<Row>>;
 
 /**
  * exportChunks reads a whole listing in keyset chunks: one statement per
@@ -27,9 +28,9 @@ export async function* exportChunks<Row extends Record<string, unknown>>(
   let after: Position | undefined;
   for (;;) {
     if (signal.aborted) return;
-    const rows = await read(after, exportChunkRows);
+    const { rows, more } = await read(after, exportChunkRows);
     if (rows.length > 0) yield rows;
-    if (rows.length < exportChunkRows) return;
+    if (!more) return;
     after = positionOf(rows.at(-1)!, listing, query.order);
   }
 }

@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import { applyKeyset, applyOrder, keyOf } from "./query.js";
+import { rowBytesSql } from "./row-bytes.js";
 import type { ListQuery, Position, ResourceListing } from "./query.js";
 import type { PageTokens } from "./page-token.js";
 
@@ -11,8 +12,10 @@ export interface Page<Row> {
 
 /**
  * fetchPage runs one keyset page: filter, continue after the token's
- * position, order, and read one row more than asked to learn whether another
- * page follows. One statement, whatever the depth.
+ * position, order, and learn whether another page follows. One statement,
+ * whatever the depth. A listing with text columns also stops once the rows
+ * take maxBytes (see fetchRows): the page is then shorter than asked, as
+ * AIP-158 allows, and the next one starts after its last row.
  */
 export async function fetchPage<Row extends Record<string, unknown>>(
   base: Knex.QueryBuilder,
@@ -20,28 +23,82 @@ export async function fetchPage<Row extends Record<string, unknown>>(
   query: ListQuery,
   size: number,
   tokens: PageTokens,
+  maxBytes = Infinity,
 ): Promise<Page<Row>> {
-  const rows = await fetchRows<Row>(base, query, query.after, size + 1);
-  const more = rows.length > size;
-  const page = more ? rows.slice(0, size) : rows;
-  const last = page.at(-1);
+  const { rows, more } = await fetchRows<Row>(base, listing, query, query.after, size, maxBytes);
+  return pageOf(rows, more, listing, query, tokens);
+}
+
+/** pageOf is rows as a page: the next page token continues after the last one when more follow. */
+export function pageOf<Row extends object>(
+  rows: Row[],
+  more: boolean,
+  listing: ResourceListing,
+  query: ListQuery,
+  tokens: PageTokens,
+): Page<Row> {
+  const last = rows.at(-1);
   return {
-    rows: page,
-    nextPageToken: more && last !== undefined ? tokens.seal(query.scope, keyOf(last, listing, query.order)) : "",
+    rows,
+    nextPageToken:
+      more && last !== undefined
+        ? tokens.seal(query.scope, keyOf(last as Record<string, unknown>, listing, query.order))
+        : "",
   };
 }
 
-/** fetchRows reads up to limit rows of the query after a position (keyset), in the query's order: one statement. */
-export async function fetchRows<Row>(
+/** Rows are the rows a statement read, and whether more follow them. */
+export interface Rows<Row> {
+  rows: Row[];
+  more: boolean;
+}
+
+/**
+ * fetchRows reads up to limit rows of the query after a position (keyset), in
+ * the query's order, and one more to learn whether more follow: one
+ * statement. When the listing names its text columns and maxBytes is finite,
+ * it also stops where the rows (their strings, as rowBytesSql counts them)
+ * would take more than maxBytes, keeping at least one row: a running sum in
+ * the query's order, so PostgreSQL reads no more than a byte budget, one or
+ * two rows past it, whatever the rows hold (posts of 100,000 characters).
+ */
+export async function fetchRows<Row extends Record<string, unknown>>(
   base: Knex.QueryBuilder,
+  listing: ResourceListing,
   query: ListQuery,
   after: Position | undefined,
   limit: number,
-): Promise<Row[]> {
+  maxBytes = Infinity,
+): Promise<Rows<Row>> {
   query.apply(base);
   if (after !== undefined) applyKeyset(base, query.order, after);
   applyOrder(base, query.order);
-  return (await base.limit(limit)) as Row[];
+  if (listing.texts === undefined || !Number.isFinite(maxBytes)) {
+    const rows = (await base.limit(limit + 1)) as Row[];
+    return { rows: rows.slice(0, limit), more: rows.length > limit };
+  }
+  const bytes = rowBytesSql(listing.texts);
+  const window = query.order.map((t) => `?? ${t.descending ? "DESC" : "ASC"}`).join(", ");
+  const columns = query.order.map((t) => t.column);
+  // running_bytes: this row and those before it. A row is read while the rows between the first and
+  // it take less than maxBytes: every row that fits, the one that does not, and at most one more.
+  base.select(
+    base.client.raw(
+      `sum(${bytes.sql}) OVER (ORDER BY ${window}) AS running_bytes,
+       sum(${bytes.sql}) OVER (ORDER BY ${window}) - ${bytes.sql} - first_value(${bytes.sql}) OVER (ORDER BY ${window}) AS budget_before`,
+      [...bytes.bindings, ...columns, ...bytes.bindings, ...columns, ...bytes.bindings, ...bytes.bindings, ...columns],
+    ),
+  );
+  const read = (await base.client
+    .queryBuilder()
+    .select("*")
+    .from(base.limit(limit + 1).as("budgeted"))
+    .where("budget_before", "<", maxBytes)
+    .orderBy("running_bytes")) as (Row & { runningBytes: number | string; budgetBefore: unknown })[];
+  let kept = 0;
+  while (kept < Math.min(read.length, limit) && (kept === 0 || Number(read[kept]!.runningBytes) <= maxBytes)) kept++;
+  const rows = read.slice(0, kept).map(({ runningBytes: _r, budgetBefore: _b, ...row }) => row as unknown as Row);
+  return { rows, more: read.length > kept };
 }
 
 /** TotalCount is how a listing's total is counted: exactly, as the planner's estimate, or not at all. */

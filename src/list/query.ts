@@ -15,6 +15,11 @@ export interface ResourceListing {
   resource: string;
   fields: Record<string, ListField>;
   orderable: string[];
+  /**
+   * texts are the columns of a row's strings, when a row can be large enough
+   * that pages and export chunks must be read within a byte budget.
+   */
+  texts?: readonly string[];
 }
 
 /** Position is where a row stands in an order: one value per order term, as SQL compares them. */

@@ -13,4 +13,6 @@ export const postsListing: ResourceListing = {
     update_time: { column: "posts.update_time", property: "updateTime", type: "timestamp" },
   },
   orderable: ["id", "user_id", "title", "create_time", "update_time"],
+  // Up to 300 + 100,000 characters: a page of 1000 posts could take 400 MB.
+  texts: ["posts.title", "posts.content"],
 };

@@ -6,7 +6,7 @@ import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
 import { fetchPage, fetchRows, totalSize } from "../list/page.js";
-import type { Page, TotalCount } from "../list/page.js";
+import type { Page, Rows, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import type { ListQuery, Position } from "../list/query.js";
 import { postsListing } from "./listing.js";
@@ -125,10 +125,16 @@ export class PostRepository extends VersionedRepository<Post> {
     return query;
   }
 
-  /** list reads one keyset page of posts, of one user when userId is not 0. */
-  async list(userId: bigint, query: ListQuery, size: number, tokens: PageTokens): Promise<Page<PostRow>> {
+  /** list reads one keyset page of posts, of one user when userId is not 0, that takes at most about maxBytes. */
+  async list(
+    userId: bigint,
+    query: ListQuery,
+    size: number,
+    tokens: PageTokens,
+    maxBytes: number,
+  ): Promise<Page<PostRow>> {
     return this.reader.read((db) =>
-      fetchPage<PostRow & Record<string, unknown>>(this.base(db, userId), postsListing, query, size, tokens),
+      fetchPage<PostRow & Record<string, unknown>>(this.base(db, userId), postsListing, query, size, tokens, maxBytes),
     );
   }
 
@@ -140,8 +146,16 @@ export class PostRepository extends VersionedRepository<Post> {
     });
   }
 
-  /** exportChunk reads up to limit matching posts after a position, for exports (one statement). */
-  exportChunk(userId: bigint, query: ListQuery, after: Position | undefined, limit: number): Promise<PostRow[]> {
-    return this.reader.read((db) => fetchRows<PostRow>(this.base(db, userId), query, after, limit));
+  /** exportChunk reads up to limit matching posts (and up to about maxBytes) after a position, for exports (one statement). */
+  exportChunk(
+    userId: bigint,
+    query: ListQuery,
+    after: Position | undefined,
+    limit: number,
+    maxBytes: number,
+  ): Promise<Rows<PostRow>> {
+    return this.reader.read((db) =>
+      fetchRows<PostRow & Record<string, unknown>>(this.base(db, userId), postsListing, query, after, limit, maxBytes),
+    );
   }
 }

@@ -5,7 +5,8 @@ import type { ServiceImpl } from "../grpc/adapter.js";
 import { notFound, required } from "../grpc/errors.js";
 import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
-import { maxBytesPerMessage, messageBatches, replyWithin, utf8Bytes } from "../grpc/stream-budget.js";
+import { listPageBytes, maxBytesPerMessage, messageBatches, replyWithin } from "../grpc/stream-budget.js";
+import { utf8Bytes } from "../list/row-bytes.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import { exportChunks } from "../list/export.js";
@@ -27,6 +28,7 @@ export function postService(
   maxReplyBytes: number,
 ): ServiceImpl<typeof PostService> {
   const messageBytes = maxBytesPerMessage(maxReplyBytes);
+  const pageBytes = listPageBytes(maxReplyBytes);
   return {
     async createPost(request) {
       const post = required(request.post, "post");
@@ -63,9 +65,11 @@ export function postService(
       const tokens = await pageTokens();
       const query = parseListQuery(postsListing, { ...request, parent: String(request.userId) }, tokens);
       const [page, total] = await Promise.all([
-        posts.list(request.userId, query, pageSize(request.pageSize), tokens),
+        posts.list(request.userId, query, pageSize(request.pageSize), tokens, pageBytes),
         posts.total(request.userId, query, totalCount(request.totalSizeMode)),
       ]);
+      const bytes = page.rows.reduce((sum, p) => sum + utf8Bytes(p.title, p.content), 0);
+      replyWithin(bytes, pageBytes, "this post alone is larger than the server sends in one message");
       return { posts: page.rows.map(postToProto), nextPageToken: page.nextPageToken, totalSize: total };
     },
 
@@ -80,7 +84,7 @@ export function postService(
     async *exportPosts(request, { signal }) {
       const query = parseListQuery(postsListing, { ...request, parent: String(request.userId) });
       const read = (after: Position | undefined, limit: number) =>
-        posts.exportChunk(request.userId, query, after, limit);
+        posts.exportChunk(request.userId, query, after, limit, messageBytes);
       for await (const rows of exportChunks(postsListing, query, read, signal)) {
         for (const batch of messageBatches(rows, (p) => utf8Bytes(p.title, p.content), messageBytes)) {
           yield { posts: batch.map(postToProto) };

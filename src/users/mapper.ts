@@ -1,16 +1,8 @@
 import { etagOf } from "../grpc/etag.js";
-import { utf8Bytes } from "../grpc/stream-budget.js";
 import { timestampOf } from "../grpc/timestamp.js";
 import type { User as UserMessage } from "../../gen/blog/v1/user_pb.js";
 import { postToProto } from "../posts/mapper.js";
 import type { UserRow } from "./model.js";
-
-/** userBytes bounds from above what a user (with the posts fetched) takes in a reply. */
-export function userBytes(user: UserRow): number {
-  let bytes = utf8Bytes(user.name);
-  for (const post of user.posts ?? []) bytes += utf8Bytes(post.title, post.content);
-  return bytes;
-}
 
 /** userToProto maps a row (with posts when they were fetched) to the API's User, as a literal like postToProto. */
 export function userToProto(user: UserRow): UserMessage {

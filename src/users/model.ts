@@ -2,6 +2,7 @@ import { Model } from "objection";
 import type { RelationMappings } from "objection";
 import { Post } from "../posts/model.js";
 import type { PostRow } from "../posts/model.js";
+import { utf8Bytes } from "../list/row-bytes.js";
 
 /** User is a row of `users`; `posts` is filled by withGraphFetched. */
 export class User extends Model {
@@ -29,3 +30,10 @@ export class User extends Model {
 export type UserRow = Pick<User, "id" | "name" | "age" | "version" | "createTime" | "updateTime"> & {
   posts?: PostRow[] | undefined;
 };
+
+/** userBytes bounds from above what a user (with the posts fetched) takes in a reply. */
+export function userBytes(user: UserRow): number {
+  let bytes = utf8Bytes(user.name);
+  for (const post of user.posts ?? []) bytes += utf8Bytes(post.title, post.content);
+  return bytes;
+}

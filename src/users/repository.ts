@@ -5,12 +5,14 @@ import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
 import type { WriteResult } from "../db/write-result.js";
-import { fetchPage, fetchRows, totalSize } from "../list/page.js";
-import type { Page, TotalCount } from "../list/page.js";
+import { fetchRows, pageOf, totalSize } from "../list/page.js";
+import { rowBytesSql } from "../list/row-bytes.js";
+import { postsListing } from "../posts/listing.js";
+import type { Page, Rows, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import type { ListQuery, Position } from "../list/query.js";
 import { usersListing } from "./listing.js";
-import { User } from "./model.js";
+import { User, userBytes } from "./model.js";
 import type { UserRow } from "./model.js";
 
 /** The user fields a caller may write. */
@@ -141,10 +143,14 @@ export class UserRepository extends VersionedRepository<User> {
   /**
    * list reads one keyset page; withPosts loads every listed user's first
    * posts with one more statement (Objection fetchGraph, the withGraphFetched
-   * of already loaded models), capped per user with a LATERAL LIMIT.
+   * of already loaded models), capped per user with a LATERAL LIMIT, and
+   * within maxBytes: the posts are read in page order while those before
+   * them take less than maxBytes, and the page ends before the first user
+   * whose posts do not fit (the next page starts there). A first user that
+   * alone takes more is kept, for the service to refuse.
    */
-  list(query: ListQuery, size: number, withPosts: boolean, tokens: PageTokens): Promise<Page<User>> {
-    return this.reader.read((db) => this.listOn(db, query, size, withPosts, tokens));
+  list(query: ListQuery, size: number, withPosts: boolean, tokens: PageTokens, maxBytes: number): Promise<Page<User>> {
+    return this.reader.read((db) => this.listOn(db, query, size, withPosts, tokens, maxBytes));
   }
 
   private async listOn(
@@ -153,26 +159,37 @@ export class UserRepository extends VersionedRepository<User> {
     size: number,
     withPosts: boolean,
     tokens: PageTokens,
+    maxBytes: number,
   ): Promise<Page<User>> {
-    const page = await fetchPage<Record<string, unknown>>(
+    const { rows, more } = await fetchRows<Record<string, unknown>>(
       db("users").select("users.*"),
       usersListing,
       query,
+      query.after,
       size,
-      tokens,
     );
-    const users = page.rows.map((row) => User.fromJson(row, { skipValidation: true }));
-    if (withPosts && users.length > 0) {
-      const ids = users.map((u) => String(u.id));
-      await User.fetchGraph(users, "posts(oldestFirst)", { transaction: db }).modifyGraph("posts", (posts) =>
-        posts.whereRaw(
-          `posts.id IN (SELECT p.id FROM unnest(?::bigint[]) AS u(id)
-             CROSS JOIN LATERAL (SELECT id FROM posts WHERE user_id = u.id ORDER BY id LIMIT ?) AS p)`,
-          [ids, postsPerUserInList],
-        ),
-      );
+    const users = rows.map((row) => User.fromJson(row, { skipValidation: true }));
+    if (!withPosts || users.length === 0) return pageOf(users, more, usersListing, query, tokens);
+    const ids = users.map((u) => String(u.id));
+    const bytes = rowBytesSql(postsListing.texts!);
+    await User.fetchGraph(users, "posts(oldestFirst)", { transaction: db }).modifyGraph("posts", (posts) =>
+      posts.whereRaw(
+        `posts.id IN (SELECT id FROM (
+           SELECT p.id, sum(p.bytes) OVER (ORDER BY u.ord, p.id) - p.bytes AS bytes_before
+           FROM unnest(?::bigint[]) WITH ORDINALITY AS u(id, ord)
+           CROSS JOIN LATERAL (SELECT id, ${bytes.sql} AS bytes FROM posts WHERE user_id = u.id ORDER BY id LIMIT ?) AS p
+         ) AS budgeted WHERE bytes_before < ?)`,
+        [ids, ...bytes.bindings, postsPerUserInList, Math.min(maxBytes, Number.MAX_SAFE_INTEGER)],
+      ),
+    );
+    // The posts read stop at the first that does not fit, so every user up to
+    // that one is whole, and that user and those after it wait for the next page.
+    let fit = 0;
+    for (let total = 0; fit < users.length; fit++) {
+      total += userBytes(users[fit]!);
+      if (total > maxBytes && fit > 0) break;
     }
-    return { rows: users, nextPageToken: page.nextPageToken };
+    return pageOf(users.slice(0, fit), more || fit < users.length, usersListing, query, tokens);
   }
 
   /** total counts the users matching the query's filter, exactly or estimated. */
@@ -185,7 +202,9 @@ export class UserRepository extends VersionedRepository<User> {
   }
 
   /** exportChunk reads up to limit matching users after a position, for exports (one statement). */
-  exportChunk(query: ListQuery, after: Position | undefined, limit: number): Promise<UserRow[]> {
-    return this.reader.read((db) => fetchRows<UserRow>(db("users").select("users.*"), query, after, limit));
+  exportChunk(query: ListQuery, after: Position | undefined, limit: number): Promise<Rows<UserRow>> {
+    return this.reader.read((db) =>
+      fetchRows<UserRow & Record<string, unknown>>(db("users").select("users.*"), usersListing, query, after, limit),
+    );
   }
 }

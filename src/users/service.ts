@@ -6,14 +6,16 @@ import type { ServiceImpl } from "../grpc/adapter.js";
 import { ServiceError, errorInfo, notFound, required } from "../grpc/errors.js";
 import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
-import { maxBytesPerMessage, messageBatches, replyWithin, utf8Bytes } from "../grpc/stream-budget.js";
+import { listPageBytes, maxBytesPerMessage, messageBatches, replyWithin } from "../grpc/stream-budget.js";
+import { utf8Bytes } from "../list/row-bytes.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
 import type { Position } from "../list/query.js";
 import { exportChunks } from "../list/export.js";
-import { userBytes, userToProto } from "./mapper.js";
+import { userToProto } from "./mapper.js";
+import { userBytes } from "./model.js";
 import type { User } from "./model.js";
 import { usersListing } from "./listing.js";
 import type { UserFields, UserRepository } from "./repository.js";
@@ -43,6 +45,7 @@ export function userService(
   maxReplyBytes: number,
 ): ServiceImpl<typeof UserService> {
   const messageBytes = maxBytesPerMessage(maxReplyBytes);
+  const pageBytes = listPageBytes(maxReplyBytes);
   return {
     async createUser(request) {
       const user = required(request.user, "user");
@@ -95,9 +98,12 @@ export function userService(
       const query = parseListQuery(usersListing, request, tokens);
       const withPosts = request.view === UserView.FULL;
       const [page, total] = await Promise.all([
-        users.list(query, pageSize(request.pageSize), withPosts, tokens),
+        users.list(query, pageSize(request.pageSize), withPosts, tokens, pageBytes),
         users.total(query, totalCount(request.totalSizeMode)),
       ]);
+      // Only a first user whose posts alone take more than a page may is refused.
+      const bytes = page.rows.reduce((sum, u) => sum + userBytes(u), 0);
+      replyWithin(bytes, pageBytes, "this user's posts alone take more: read them with ListPosts, or use view BASIC");
       return { users: page.rows.map(userToProto), nextPageToken: page.nextPageToken, totalSize: total };
     },
 
