@@ -39,6 +39,12 @@ export interface Config {
   streamMaxLifetimeMs: number;
   /** streamIdleWriteMs ends server streams whose client takes no message for that long (STREAM_IDLE_WRITE_TIMEOUT_MS). */
   streamIdleWriteMs: number;
+  /** streamMaxPerConnection caps the server streams one connection may have open (STREAM_MAX_PER_CONNECTION). */
+  streamMaxPerConnection: number;
+  /** streamMaxPerProcess caps the server streams the process serves at once (STREAM_MAX_PER_PROCESS). */
+  streamMaxPerProcess: number;
+  /** streamPoolShare is how many pooled connections stream statements may hold at once (STREAM_POOL_SHARE). */
+  streamPoolShare: number;
 }
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -99,6 +105,9 @@ function databaseUrls(env: NodeJS.ProcessEnv, name: string): string[] {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL || "info";
   if (!logLevels.has(logLevel)) throw new Error(`LOG_LEVEL must be one of ${[...logLevels].join(", ")}`);
+  const poolMax = positiveInt(env, "DATABASE_POOL_MAX", 10);
+  const streamPoolShare = positiveInt(env, "STREAM_POOL_SHARE", Math.max(1, Math.floor(poolMax / 2)));
+  if (streamPoolShare > poolMax) throw new Error("STREAM_POOL_SHARE must be at most DATABASE_POOL_MAX");
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     databaseReplicaUrls: databaseUrls(env, "DATABASE_REPLICA_URLS"),
@@ -110,7 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logSql: flag(env, "LOG_SQL", false),
     metricsAddress: env.METRICS_ADDRESS || undefined,
     migrateOnStart: flag(env, "MIGRATE_ON_START", true),
-    poolMax: positiveInt(env, "DATABASE_POOL_MAX", 10),
+    poolMax,
     poolAcquireTimeoutMs: positiveInt(env, "DATABASE_ACQUIRE_TIMEOUT_MS", 2_000),
     shutdownGraceMs: positiveInt(env, "SHUTDOWN_GRACE_MS", 10_000),
     dbHealthIntervalMs: positiveInt(env, "DB_HEALTH_INTERVAL_MS", 1000),
@@ -120,5 +129,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authTokensFile: env.AUTH_TOKENS_FILE ? path.resolve(env.AUTH_TOKENS_FILE) : undefined,
     streamMaxLifetimeMs: positiveInt(env, "STREAM_MAX_LIFETIME_MS", 600_000),
     streamIdleWriteMs: positiveInt(env, "STREAM_IDLE_WRITE_TIMEOUT_MS", 30_000),
+    streamMaxPerConnection: positiveInt(env, "STREAM_MAX_PER_CONNECTION", 16),
+    streamMaxPerProcess: positiveInt(env, "STREAM_MAX_PER_PROCESS", 256),
+    streamPoolShare,
   };
 }

@@ -42,6 +42,8 @@ async function main(config: Config, log: Logger): Promise<void> {
     authTokens,
     streamMaxLifetimeMs: config.streamMaxLifetimeMs,
     streamIdleWriteMs: config.streamIdleWriteMs,
+    streamCaps: { perConnection: config.streamMaxPerConnection, perProcess: config.streamMaxPerProcess },
+    streamPoolShare: config.streamPoolShare,
   });
   const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
     await stopDatabase();

@@ -13,9 +13,12 @@ import { HealthStatus, ServingStatus, healthService } from "./grpc/health.js";
 import { readYourWrites } from "./grpc/read-your-writes.js";
 import { addReflection } from "./grpc/reflection.js";
 import { serverOptions } from "./grpc/server-options.js";
+import { streamCaps } from "./grpc/stream-caps.js";
+import type { StreamCaps } from "./grpc/stream-caps.js";
 import { validation } from "./grpc/validation.js";
 import { pruneRequestIds } from "./db/idempotency.js";
 import { monitorDatabase } from "./db/monitor.js";
+import { PoolShare } from "./db/pool-share.js";
 import { primaryReader, replicaReader } from "./db/read-routing.js";
 import type { ReplicaSet } from "./db/replicas.js";
 import { lazyPageTokens } from "./list/tokens.js";
@@ -46,6 +49,10 @@ export interface ServerDeps {
   poolStarvedMs?: number;
   /** streamIdleWriteMs ends server streams whose client takes no message for that long (STREAM_IDLE_WRITE_TIMEOUT_MS; default 30 s). */
   streamIdleWriteMs?: number;
+  /** streamCaps bound the server streams open per connection and per process (STREAM_MAX_PER_CONNECTION, 16; STREAM_MAX_PER_PROCESS, 256). */
+  streamCaps?: StreamCaps;
+  /** streamPoolShare is how many pooled connections stream statements may hold at once (STREAM_POOL_SHARE; default half the pool). */
+  streamPoolShare?: number;
 }
 
 /** BlogServer is a configured server that has not started listening. */
@@ -77,6 +84,8 @@ export function createServer({
   streamMaxLifetimeMs = 600_000,
   streamIdleWriteMs = 30_000,
   poolStarvedMs = 10_000,
+  streamCaps: caps = { perConnection: 16, perProcess: 256 },
+  streamPoolShare,
 }: ServerDeps): BlogServer {
   const server = new Server(grpcOptions);
   const health = new HealthStatus(
@@ -89,6 +98,7 @@ export function createServer({
   const middleware: Middleware[] = [
     observability.middleware,
     ...(authTokens === undefined ? [] : [authenticate(authTokens, log)]),
+    streamCaps(caps),
     validation,
   ];
   // With replicas, read-only calls may read from them and writes answer with their WAL position.
@@ -102,13 +112,17 @@ export function createServer({
   const streams = { streamLifetimeMs: streamMaxLifetimeMs, streamIdleWriteMs, maxSendBytes: maxReplyBytes };
   const options = { middleware, logError, ...streams };
   const pageTokens = lazyPageTokens(db);
+  const limits = {
+    maxReplyBytes,
+    streamShare: streamPoolShare === undefined ? PoolShare.half(db) : new PoolShare(streamPoolShare),
+  };
   server.addService(
     serviceDefinition(UserService),
-    implement(UserService, userService(new UserRepository(db, reader), pageTokens, maxReplyBytes), options),
+    implement(UserService, userService(new UserRepository(db, reader), pageTokens, limits), options),
   );
   server.addService(
     serviceDefinition(PostService),
-    implement(PostService, postService(new PostRepository(db, reader), pageTokens, maxReplyBytes), options),
+    implement(PostService, postService(new PostRepository(db, reader), pageTokens, limits), options),
   );
   server.addService(serviceDefinition(Health), implement(Health, healthService(health), { logError, ...streams }));
   addReflection(server, [...apiServices, Health]);

@@ -66,8 +66,8 @@ async function statusAfterRest(
 }
 
 /** activity queries pg_stat_activity on a connection of its own, outside the server's pool. */
-async function activity<T>(sql: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: env.url });
+async function activity<T>(sql: string, url = env.url): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     return (await client.query(sql)).rows as T[];
@@ -76,9 +76,10 @@ async function activity<T>(sql: string): Promise<T[]> {
   }
 }
 
-const lockWaiters = async () => {
+const lockWaiters = async (url = env.url) => {
   const [row] = await activity<{ n: number }>(
     "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    url,
   );
   return row!.n;
 };
@@ -403,5 +404,113 @@ describe("pages and export chunks within the send limit (1 MiB here)", () => {
     } finally {
       users.close();
     }
+  });
+});
+
+describe("server streams: caps per connection and process, and their share of the pool", () => {
+  /** stalledExport opens an ExportPosts of userId, reads its first message and stops reading. */
+  async function stalledExport(client: ReturnType<typeof createClient<typeof PostService>>, userId: bigint) {
+    const controller = new AbortController();
+    const messages = client.exportPosts({ userId }, { signal: controller.signal })[Symbol.asyncIterator]();
+    await messages.next();
+    return { messages, cancel: () => controller.abort() };
+  }
+
+  async function refusal(call: Promise<unknown>): Promise<ClientError> {
+    return call.then(
+      () => assert.fail("the stream was not refused"),
+      (e: unknown) => e as ClientError,
+    );
+  }
+
+  it("refuses a stream past STREAM_MAX_PER_CONNECTION or STREAM_MAX_PER_PROCESS with RESOURCE_EXHAUSTED, and serves unary calls", async () => {
+    const capped = await startCustomServer({ streamCaps: { perConnection: 2, perProcess: 3 } });
+    const [user] = await capped.db("users").insert({ name: "Streamer", age: 1 }).returning("id");
+    const userId = (user as { id: bigint }).id;
+    // 40 posts of 100 kB: far more than HTTP/2 lets the server send ahead to a reader that stopped.
+    const content = "s".repeat(100_000);
+    await capped
+      .db("posts")
+      .insert(Array.from({ length: 40 }, (_, i) => ({ user_id: String(userId), title: `s${i}`, content })));
+    const connect = () =>
+      createClient(PostService, `127.0.0.1:${capped.port}`, credentials.createInsecure(), {
+        "grpc.use_local_subchannel_pool": 1,
+      });
+    const [a, b] = [connect(), connect()];
+    try {
+      const first = [await stalledExport(a, userId), await stalledExport(a, userId)];
+      const onA = await refusal(stalledExport(a, userId));
+      assert.equal(onA.code, status.RESOURCE_EXHAUSTED);
+      assert.equal(
+        onA.details,
+        "this connection has 2 streams open, the most it may (STREAM_MAX_PER_CONNECTION); retry once one of them has ended",
+      );
+      // Another connection gets the process's third stream, and no fourth.
+      const onB = await stalledExport(b, userId);
+      const fourth = await refusal(stalledExport(b, userId));
+      assert.equal(fourth.code, status.RESOURCE_EXHAUSTED);
+      assert.match(fourth.details, /^the server has 3 streams open, the most it may \(STREAM_MAX_PER_PROCESS\)/);
+      // Unary calls on the full connection are served.
+      assert.equal((await a.listPosts({ userId, pageSize: 1 })).posts.length, 1);
+      // A stream that ends gives its place back.
+      first[0]!.cancel();
+      await eventually("the cancelled stream is counted out", async () =>
+        stalledExport(a, userId).then(
+          (s) => (first.push(s), true),
+          () => false,
+        ),
+      );
+      for (const s of [...first.slice(1), onB]) s.cancel();
+      const refused = capped.logs.filter((l) => l.grpcCode === "RESOURCE_EXHAUSTED");
+      assert.ok(refused.length >= 2, "refusals are logged with their status");
+    } finally {
+      a.close();
+      b.close();
+      await capped.close();
+    }
+  });
+
+  it("lets stream statements hold at most half the pool, so unary calls are served while they wait", async () => {
+    // Pool of 5 (startCustomServer), share 2; a stall beyond HTTP/2: every export's statement waits on a table lock.
+    const shared = await startCustomServer({});
+    const [user] = await shared.db("users").insert({ name: "Sharer", age: 1 }).returning("id");
+    const userId = (user as { id: bigint }).id;
+    await shared.db("posts").insert({ user_id: String(userId), title: "one", content: "c" });
+    const locker = new pg.Client({ connectionString: shared.url });
+    await locker.connect();
+    const posts = createClient(PostService, `127.0.0.1:${shared.port}`, credentials.createInsecure());
+    const users = createClient(UserService, `127.0.0.1:${shared.port}`, credentials.createInsecure());
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE");
+      const exports = Array.from({ length: 6 }, async () => {
+        let n = 0;
+        for await (const m of posts.exportPosts({ userId })) n += m.posts.length;
+        return n;
+      });
+      const waiting = () => lockWaiters(shared.url);
+      await eventually("two export statements wait on the lock", async () => (await waiting()) === 2);
+      // Six exports are open, two statements hold connections, and the pool still serves everyone else.
+      for (let i = 0; i < 5; i++) assert.equal((await users.getUser({ id: userId })).user?.name, "Sharer");
+      assert.equal(await waiting(), 2, "no third stream statement took a connection");
+      await locker.query("COMMIT");
+      assert.deepEqual(await Promise.all(exports), [1, 1, 1, 1, 1, 1]);
+    } finally {
+      await locker.end();
+      posts.close();
+      users.close();
+      await shared.close();
+    }
+  });
+
+  it("reads the caps and the share from STREAM_MAX_PER_CONNECTION, STREAM_MAX_PER_PROCESS and STREAM_POOL_SHARE", () => {
+    const defaults = loadConfig({});
+    assert.deepEqual(
+      [defaults.streamMaxPerConnection, defaults.streamMaxPerProcess, defaults.streamPoolShare],
+      [16, 256, 5],
+    );
+    const set = loadConfig({ STREAM_MAX_PER_CONNECTION: "4", STREAM_MAX_PER_PROCESS: "8", DATABASE_POOL_MAX: "3" });
+    assert.deepEqual([set.streamMaxPerConnection, set.streamMaxPerProcess, set.streamPoolShare], [4, 8, 1]);
+    assert.throws(() => loadConfig({ STREAM_POOL_SHARE: "11" }), /STREAM_POOL_SHARE must be at most DATABASE_POOL_MAX/);
   });
 });

@@ -1,5 +1,14 @@
 import { status } from "@grpc/grpc-js";
+import type { PoolShare } from "../db/pool-share.js";
 import { ServiceError, errorInfo } from "./errors.js";
+
+/** ServiceLimits are the budgets the API services' handlers work within. */
+export interface ServiceLimits {
+  /** maxReplyBytes is the server's send limit (GRPC_MAX_SEND_MESSAGE_BYTES); Infinity: none. */
+  maxReplyBytes: number;
+  /** streamShare is the share of the pool that the statements of server streams may hold at once. */
+  streamShare: PoolShare;
+}
 
 /** maxRowsPerMessage caps the rows of one streamed message (ExportUsers, ExportPosts). */
 export const maxRowsPerMessage = 500;

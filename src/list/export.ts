@@ -1,3 +1,4 @@
+import type { PoolShare } from "../db/pool-share.js";
 import type { Rows } from "./page.js";
 import { positionOf } from "./query.js";
 import type { ListQuery, Position, ResourceListing } from "./query.js";
@@ -16,7 +17,8 @@ export type ReadChunk<Row> = (after: Position | undefined, limit: number) => Pro
  * export never holds a connection, a cursor or a transaction while it waits
  * for a slow or stalled reader, and a database restart between chunks costs
  * the export nothing. The next chunk is read only when the consumer asks for
- * it. Chunks are not one snapshot: a row changed during the export is seen
+ * it, and only while fewer statements of streams than `share` allows run, so
+ * streams never take the whole pool. Chunks are not one snapshot: a row changed during the export is seen
  * where its chunk finds it (in `id` order, exactly once).
  */
 export async function* exportChunks<Row extends Record<string, unknown>>(
@@ -24,11 +26,12 @@ export async function* exportChunks<Row extends Record<string, unknown>>(
   query: ListQuery,
   read: ReadChunk<Row>,
   signal: AbortSignal,
+  share: PoolShare,
 ): AsyncGenerator<Row[]> {
   let after: Position | undefined;
   for (;;) {
     if (signal.aborted) return;
-    const { rows, more } = await read(after, exportChunkRows);
+    const { rows, more } = await share.run(signal, () => read(after, exportChunkRows));
     if (rows.length > 0) yield rows;
     if (!more) return;
     after = positionOf(rows.at(-1)!, listing, query.order);

@@ -6,6 +6,7 @@ import { notFound, required } from "../grpc/errors.js";
 import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
 import { listPageBytes, maxBytesPerMessage, messageBatches, replyWithin } from "../grpc/stream-budget.js";
+import type { ServiceLimits } from "../grpc/stream-budget.js";
 import { utf8Bytes } from "../list/row-bytes.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
@@ -25,7 +26,7 @@ function fieldsOf(post: { title: string; content: string }): PostFields {
 export function postService(
   posts: PostRepository,
   pageTokens: () => Promise<PageTokens>,
-  maxReplyBytes: number,
+  { maxReplyBytes, streamShare }: ServiceLimits,
 ): ServiceImpl<typeof PostService> {
   const messageBytes = maxBytesPerMessage(maxReplyBytes);
   const pageBytes = listPageBytes(maxReplyBytes);
@@ -85,7 +86,7 @@ export function postService(
       const query = parseListQuery(postsListing, { ...request, parent: String(request.userId) });
       const read = (after: Position | undefined, limit: number) =>
         posts.exportChunk(request.userId, query, after, limit, messageBytes);
-      for await (const rows of exportChunks(postsListing, query, read, signal)) {
+      for await (const rows of exportChunks(postsListing, query, read, signal, streamShare)) {
         for (const batch of messageBatches(rows, (p) => utf8Bytes(p.title, p.content), messageBytes)) {
           yield { posts: batch.map(postToProto) };
         }

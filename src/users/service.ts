@@ -7,6 +7,7 @@ import { ServiceError, errorInfo, notFound, required } from "../grpc/errors.js";
 import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
 import { listPageBytes, maxBytesPerMessage, messageBatches, replyWithin } from "../grpc/stream-budget.js";
+import type { ServiceLimits } from "../grpc/stream-budget.js";
 import { utf8Bytes } from "../list/row-bytes.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
@@ -42,7 +43,7 @@ function usersNotFound(missing: bigint[]): ServiceError {
 export function userService(
   users: UserRepository,
   pageTokens: () => Promise<PageTokens>,
-  maxReplyBytes: number,
+  { maxReplyBytes, streamShare }: ServiceLimits,
 ): ServiceImpl<typeof UserService> {
   const messageBytes = maxBytesPerMessage(maxReplyBytes);
   const pageBytes = listPageBytes(maxReplyBytes);
@@ -120,7 +121,7 @@ export function userService(
     async *exportUsers(request, { signal }) {
       const query = parseListQuery(usersListing, request);
       const read = (after: Position | undefined, limit: number) => users.exportChunk(query, after, limit);
-      for await (const rows of exportChunks(usersListing, query, read, signal)) {
+      for await (const rows of exportChunks(usersListing, query, read, signal, streamShare)) {
         for (const batch of messageBatches(rows, (u) => utf8Bytes(u.name), messageBytes))
           yield { users: batch.map(userToProto) };
       }
