@@ -182,6 +182,63 @@ describe("BatchCreatePosts (AIP-233)", () => {
     );
     assert.equal(other.details, "every requests[].post.user_id must equal user_id");
   });
+
+  it("with a request_id creates the batch once: retries replay it, racing ones too, and nothing is written twice", async () => {
+    const user = await newUser();
+    const requests = Array.from({ length: 50 }, (_, i) => ({ post: { userId: user.id, title: `once ${i}` } }));
+    const requestId = randomUUID();
+    const first = await env.posts.batchCreatePosts({ userId: user.id, requests, requestId });
+    const ids = first.posts.map((p) => p.id);
+    const retries = await Promise.all(
+      Array.from({ length: 5 }, () => env.posts.batchCreatePosts({ userId: user.id, requests, requestId })),
+    );
+    for (const retry of retries) {
+      assert.deepEqual(
+        retry.posts.map((p) => p.id),
+        ids,
+      );
+      assert.deepEqual(
+        retry.posts.map((p) => p.title),
+        requests.map((r) => r.post.title),
+      );
+    }
+    assert.equal((await env.db("posts").where("user_id", String(user.id))).length, 50);
+    // 20 racers with a fresh request_id: one batch.
+    const racingId = randomUUID();
+    const raced = await Promise.all(
+      Array.from({ length: 20 }, () => env.posts.batchCreatePosts({ userId: user.id, requests, requestId: racingId })),
+    );
+    assert.equal(new Set(raced.map((r) => r.posts[0]!.id)).size, 1);
+    assert.equal((await env.db("posts").where("user_id", String(user.id))).length, 100);
+  });
+
+  it("refuses a request_id reused for another batch, a request_id on one of its requests, and a replay of deleted posts", async () => {
+    const user = await newUser();
+    const requestId = randomUUID();
+    const requests = [{ post: { userId: user.id, title: "a" } }, { post: { userId: user.id, title: "b" } }];
+    const { posts } = await env.posts.batchCreatePosts({ userId: user.id, requests, requestId });
+    const reused = await grpcError(
+      env.posts.batchCreatePosts({ userId: user.id, requests: requests.slice(0, 1), requestId }),
+    );
+    assert.equal(reused.code, status.INVALID_ARGUMENT);
+    assert.equal(reused.details, "request_id: was already used for a different request; use a new UUID");
+    // A request_id inside the batch would not make it idempotent, so it is refused rather than ignored.
+    const inner = await grpcError(
+      env.posts.batchCreatePosts({
+        userId: user.id,
+        requests: [{ post: { userId: user.id, title: "c" }, requestId: randomUUID() }],
+      }),
+    );
+    assert.equal(inner.code, status.INVALID_ARGUMENT);
+    assert.equal(
+      inner.details,
+      "requests[].request_id must be empty: a batch is made idempotent by its own request_id",
+    );
+    await env.posts.deletePost({ id: posts[1]!.id });
+    const gone = await grpcError(env.posts.batchCreatePosts({ userId: user.id, requests, requestId }));
+    assert.equal(gone.code, status.NOT_FOUND);
+    assert.equal((await env.db("posts").where("user_id", String(user.id))).length, 1);
+  });
 });
 
 describe("BatchGetUsers (AIP-231)", () => {

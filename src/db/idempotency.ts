@@ -19,13 +19,16 @@ export type IdempotentResult<T> =
  * key row is claimed with INSERT ... ON CONFLICT in the same transaction as
  * the create, so racing retries wait on the unique index for the first one to
  * commit (or roll back) and then replay its result; nothing is created twice.
- * An expired key (older than requestIdRetention) is taken over as new.
+ * An expired key (older than requestIdRetention) is taken over as new. The
+ * key keeps the ids of what was created (`idsOf`; several for a batch), and a
+ * replay fetches them again.
  */
-export async function idempotentCreate<T extends { id: bigint }>(
+export async function idempotentCreate<T>(
   db: Knex,
   key: IdempotencyKey,
   create: (trx: Knex.Transaction) => Promise<T>,
-  fetch: (id: bigint, trx: Knex.Transaction) => Promise<T | undefined>,
+  idsOf: (created: T) => bigint[],
+  fetch: (ids: bigint[], trx: Knex.Transaction) => Promise<T | undefined>,
 ): Promise<IdempotentResult<T>> {
   return db.transaction(async (trx) => {
     const claimed = await trx.raw<{ rows: unknown[] }>(
@@ -38,14 +41,16 @@ export async function idempotentCreate<T extends { id: bigint }>(
     );
     if (claimed.rows.length === 1) {
       const value = await create(trx);
+      const ids = idsOf(value).map(String);
       await trx("idempotency_keys")
-        .update({ resourceId: String(value.id) })
+        .update({ resourceId: ids[0], resourceIds: ids })
         .where({ requestId: key.requestId });
       return { kind: "created", value };
     }
     const existing = await trx("idempotency_keys").where({ requestId: key.requestId }).first();
     if (existing.method !== key.method || !key.requestHash.equals(existing.requestHash)) return { kind: "reused" };
-    return { kind: "replayed", value: await fetch(existing.resourceId as bigint, trx) };
+    const ids = (existing.resourceIds as bigint[] | null) ?? [existing.resourceId as bigint];
+    return { kind: "replayed", value: await fetch(ids.map(BigInt), trx) };
   });
 }
 

@@ -46,7 +46,8 @@ export class VersionedRepository<M extends VersionedRow> {
       this.db,
       key,
       (trx) => this.insert(row, trx),
-      (id, trx) => this.get(id, trx),
+      (created) => [created.id],
+      ([id], trx) => this.get(id!, trx),
     );
   }
 

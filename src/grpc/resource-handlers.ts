@@ -34,9 +34,9 @@ export async function createResource<S extends DescMessage, T>(
   schema: S,
   request: MessageShape<S> & { requestId: string },
   creation: Creation<T>,
+  method = `Create${resource[0]!.toUpperCase()}${resource.slice(1)}`,
 ): Promise<T> {
   if (request.requestId === "") return creation.create();
-  const method = `Create${resource[0]!.toUpperCase()}${resource.slice(1)}`;
   const result = await creation.createOnce({
     requestId: request.requestId,
     method,

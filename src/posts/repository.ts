@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import { Batcher, WriteBatcher } from "../db/batcher.js";
 import { MissingReference, isForeignKeyViolation } from "../db/errors.js";
+import { idempotentCreate } from "../db/idempotency.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
@@ -70,6 +71,28 @@ export class PostRepository extends VersionedRepository<Post> {
   }
 
   /**
+   * createManyOnce is createMany at most once per request_id (AIP-155): a
+   * retry replays the posts the first call created, in request order, or
+   * nothing (undefined) if one of them has been deleted since.
+   */
+  createManyOnce(userId: bigint, posts: PostFields[], key: IdempotencyKey): Promise<IdempotentResult<Post[]>> {
+    const rows = posts.map((fields) => ({ userId, ...fields }));
+    return forExistingUser(
+      userId,
+      idempotentCreate(
+        this.db,
+        key,
+        (trx) => this.insertMany(rows, trx),
+        (created) => created.map((p) => p.id),
+        async (ids, trx) => {
+          const found = new Map((await Post.query(trx).whereIn("posts.id", ids.map(String))).map((p) => [p.id, p]));
+          return ids.every((id) => found.has(id)) ? ids.map((id) => found.get(id)!) : undefined;
+        },
+      ),
+    );
+  }
+
+  /**
    * add creates one post for concurrent callers: the adds of one event-loop
    * turn go in one INSERT; if it fails (say, one user is missing), it is
    * split until every caller has its own answer.
@@ -89,9 +112,9 @@ export class PostRepository extends VersionedRepository<Post> {
    * its id from the sequence next to its input position (`WITH ORDINALITY`),
    * and the rows are put back in input order by that position.
    */
-  private async insertMany(rows: NewPost[]): Promise<Post[]> {
+  private async insertMany(rows: NewPost[], db: Knex = this.db): Promise<Post[]> {
     const inserted = await unnestModels<Post & { ord?: bigint }>(
-      this.db,
+      db,
       Post,
       `WITH input AS MATERIALIZED (
          SELECT nextval(pg_get_serial_sequence('posts', 'id')) AS id, t.*

@@ -1,5 +1,5 @@
 import { PostSchema } from "../../gen/blog/v1/post_pb.js";
-import { CreatePostRequestSchema } from "../../gen/blog/v1/post_service_pb.js";
+import { BatchCreatePostsRequestSchema, CreatePostRequestSchema } from "../../gen/blog/v1/post_service_pb.js";
 import type { PostService } from "../../gen/blog/v1/post_service_pb.js";
 import type { ServiceImpl } from "../grpc/adapter.js";
 import { notFound, required } from "../grpc/errors.js";
@@ -74,12 +74,23 @@ export function postService(
       return { posts: page.rows.map(postToProto), nextPageToken: page.nextPageToken, totalSize: total };
     },
 
-    async batchCreatePosts({ userId, requests }) {
+    async batchCreatePosts(request) {
+      const { userId, requests } = request;
       const fields = requests.map((r) => fieldsOf(required(r.post, "requests[].post")));
       // Sized before the INSERT: a reply that cannot be sent must not leave committed rows behind.
       const bytes = fields.reduce((sum, p) => sum + utf8Bytes(p.title, p.content), 0);
       replyWithin(bytes, maxReplyBytes, "send the posts in smaller batches");
-      return { posts: (await posts.createMany(userId, fields)).map(postToProto) };
+      const created = await createResource(
+        "post",
+        BatchCreatePostsRequestSchema,
+        request,
+        {
+          create: () => posts.createMany(userId, fields),
+          createOnce: (key) => posts.createManyOnce(userId, fields, key),
+        },
+        "BatchCreatePosts",
+      );
+      return { posts: created.map(postToProto) };
     },
 
     async *exportPosts(request, { signal }) {
