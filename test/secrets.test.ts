@@ -3,9 +3,10 @@
 // log through its own, redacted. A raw HTTP/2 client sends what grpc-js
 // clients refuse to: an authorization value with a tab in it.
 import assert from "node:assert/strict";
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import { after, before, it } from "node:test";
 import { createTestDatabase } from "./helpers.js";
+import { rawGrpcCall } from "./raw-http2.js";
 import { startServiceProcess } from "./service-process.js";
 import type { ServiceProcess } from "./service-process.js";
 
@@ -22,31 +23,8 @@ after(async () => {
 });
 
 /** rawCall sends one empty CountUsers request with the given headers and resolves with its grpc-status. */
-function rawCall(headers: http2.OutgoingHttpHeaders): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${service.address}`);
-    session.on("error", reject);
-    const request = session.request({
-      ":method": "POST",
-      ":path": "/blog.v1.UserService/CountUsers",
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    let grpcStatus: string | undefined;
-    const take = (h: http2.IncomingHttpHeaders) => (grpcStatus ??= h["grpc-status"] as string | undefined);
-    request
-      .on("response", take)
-      .on("trailers", take)
-      .on("data", () => {});
-    request.on("end", () => {
-      session.close();
-      resolve(grpcStatus);
-    });
-    request.on("error", reject);
-    request.end(Buffer.alloc(5));
-  });
-}
+const rawCall = async (headers: http2.OutgoingHttpHeaders) =>
+  (await rawGrpcCall(service.address, "/blog.v1.UserService/CountUsers", headers)).grpcStatus;
 
 it("logs no part of a bearer token that grpc-js refuses (a tab, a non-ASCII character)", async () => {
   for (const token of ["Bearer tab\tsecret-4711", "Bearer caf\u00e9-secret-4712"]) {

@@ -3,6 +3,7 @@
 // server goes on serving everyone else.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
 import { Client, Metadata, credentials, status } from "@grpc/grpc-js";
 import type { ServiceError as GrpcError } from "@grpc/grpc-js";
 import fc from "fast-check";
@@ -12,6 +13,7 @@ import { serverOptions } from "../src/grpc/server-options.js";
 import { startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 import { assertNoLeaks } from "./leaks.js";
+import { grpcFrame, rawGrpcCall } from "./raw-http2.js";
 
 const seed = Number(process.env.FC_SEED ?? 20261125);
 
@@ -126,6 +128,74 @@ describe("a message over the size limit", () => {
   it("at exactly the limit it is read (and then refused as malformed, not as too large)", async () => {
     const error = failure(await unary("/blog.v1.UserService/CreateUser", Buffer.alloc(limit, 0x0a)));
     assert.equal(error.code, status.INVALID_ARGUMENT);
+  });
+});
+
+describe("reflection, grpc-timeout and compression", () => {
+  /** reflect sends `bytes` as one reflection request and resolves with how the stream ended. */
+  function reflect(version: "v1" | "v1alpha", bytes: Buffer): Promise<GrpcError | "OK"> {
+    return new Promise((resolve) => {
+      const path = `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`;
+      const call = raw.makeBidiStreamRequest(path, identity, identity, new Metadata(), { deadline: deadline() });
+      call.on("data", () => call.end());
+      call.on("error", (error: GrpcError) => resolve(error));
+      call.on("end", () => resolve("OK"));
+      call.write(bytes);
+    });
+  }
+
+  it("answers a reflection request that is not a valid message with INVALID_ARGUMENT, and serves valid ones", async () => {
+    for (const version of ["v1", "v1alpha"] as const) {
+      const error = failure(await reflect(version, Buffer.from([0xff, 0xff])));
+      assert.equal(error.code, status.INVALID_ARGUMENT, `${version}: ${status[error.code]}: ${error.details}`);
+      assert.equal(error.details, "the request is not a valid grpc.reflection ServerReflectionRequest message");
+      // ServerReflectionRequest{list_services: ""} (field 7).
+      assert.equal(await reflect(version, Buffer.from([0x3a, 0x00])), "OK");
+    }
+  });
+
+  it("random bytes to reflection never get INTERNAL or UNKNOWN", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 64 }), async (bytes) => {
+        const outcome = await reflect("v1", Buffer.from(bytes));
+        if (outcome === "OK") return;
+        messages.push(outcome.details);
+        assert.ok(
+          ![status.INTERNAL, status.UNKNOWN].includes(outcome.code),
+          `${status[outcome.code]}: ${outcome.details}`,
+        );
+      }),
+      { seed, numRuns: 100 },
+    );
+  });
+
+  // These two are answered by grpc-js before any code of the service runs, so
+  // they get grpc-js's statuses, which README.md (Reliability) lists.
+  it("a malformed grpc-timeout is INTERNAL from grpc-js, and the service goes on", async () => {
+    const outcome = await rawGrpcCall(env.address, "/blog.v1.UserService/CountUsers", { "grpc-timeout": "soon" });
+    assert.equal(outcome.grpcStatus, String(status.INTERNAL));
+    assert.equal(decodeURIComponent(outcome.grpcMessage ?? ""), 'Invalid grpc-timeout value "soon"');
+    assert.equal((await rawGrpcCall(env.address, "/blog.v1.UserService/CountUsers")).grpcStatus, "0");
+  });
+
+  it("a compressed message that is not gzip is INTERNAL, as the gRPC status codes document names it", async () => {
+    const notGzip = grpcFrame(Buffer.from("not gzip at all"), true);
+    const outcome = await rawGrpcCall(
+      env.address,
+      "/blog.v1.UserService/CountUsers",
+      { "grpc-encoding": "gzip" },
+      notGzip,
+    );
+    assert.equal(outcome.grpcStatus, String(status.INTERNAL));
+    assert.equal(decodeURIComponent(outcome.grpcMessage ?? ""), "Failed to decompress message");
+    const gzipped = grpcFrame(gzipSync(Buffer.alloc(0)), true);
+    const fine = await rawGrpcCall(
+      env.address,
+      "/blog.v1.UserService/CountUsers",
+      { "grpc-encoding": "gzip" },
+      gzipped,
+    );
+    assert.equal(fine.grpcStatus, "0", "a real gzip message is served");
   });
 });
 
