@@ -1,16 +1,20 @@
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { credentials, status } from "@grpc/grpc-js";
 import pg from "pg";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { PostService } from "../gen/blog/v1/post_service_pb.js";
+import { ExportPostsRequestSchema, PostService } from "../gen/blog/v1/post_service_pb.js";
 import { UserView } from "../gen/blog/v1/user_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createClient } from "../src/client/transport.js";
 import type { ClientError } from "../src/client/transport.js";
+import { poolOf } from "../src/db/knex-internals.js";
 import { serverOptions } from "../src/grpc/server-options.js";
+import { encode } from "../src/protocol/method.js";
 import { startCustomServer } from "./custom-server.js";
+import { grpcFrame } from "./raw-http2.js";
 import type { CustomServer } from "./custom-server.js";
 
 // One server with small limits: 2 concurrent calls per connection, a
@@ -467,6 +471,49 @@ describe("server streams: caps per connection and process, and their share of th
       a.close();
       b.close();
       await capped.close();
+    }
+  });
+
+  it("serves everyone else while one raw HTTP/2 connection holds its 16 streams open with a zero window", async () => {
+    // The attack of issue 12: a few exports on one connection that never grant the server a byte of
+    // window. grpc-js clients always read, so Node's http2 client plays the attacker.
+    const attacked = await startCustomServer({});
+    const [user] = await attacked.db("users").insert({ name: "Target", age: 1 }).returning("id");
+    const userId = (user as { id: bigint }).id;
+    await attacked
+      .db("posts")
+      .insert(Array.from({ length: 20 }, (_, i) => ({ user_id: String(userId), title: `p${i}` })));
+    const session = http2.connect(`http://127.0.0.1:${attacked.port}`, { settings: { initialWindowSize: 0 } });
+    const users = createClient(UserService, `127.0.0.1:${attacked.port}`, credentials.createInsecure());
+    const health = createClient(Health, `127.0.0.1:${attacked.port}`, credentials.createInsecure());
+    const pool = poolOf(attacked.db)!;
+    try {
+      const open = (): Promise<string | undefined> =>
+        new Promise((resolve, reject) => {
+          const request = session.request({
+            ":method": "POST",
+            ":path": "/blog.v1.PostService/ExportPosts",
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
+          request.on("response", (headers) => resolve(headers["grpc-status"] as string | undefined));
+          request.on("error", reject);
+          request.end(grpcFrame(encode(ExportPostsRequestSchema, { userId })));
+        });
+      const started = await Promise.all(Array.from({ length: 16 }, open));
+      assert.deepEqual(new Set(started), new Set([undefined]), "16 streams started, none answered");
+      const refused = await open();
+      assert.equal(refused, String(status.RESOURCE_EXHAUSTED), "the 17th is refused at once");
+      // The stalled exports hold no connection, and every other caller is served.
+      await eventually("the stalled exports hold no pooled connection", async () => pool.numUsed() === 0);
+      const answers = await Promise.all(Array.from({ length: 30 }, () => users.getUser({ id: userId })));
+      assert.equal(answers.length, 30);
+      assert.equal((await health.check({ service: "" })).status, ServingStatus.SERVING);
+    } finally {
+      session.destroy();
+      users.close();
+      health.close();
+      await attacked.close();
     }
   });
 
