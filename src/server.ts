@@ -135,6 +135,7 @@ export function createServer({
     onChange: (verdict) => {
       if (verdict === "serving") log.info("database answers: serving");
       else if (verdict === "unreachable") log.warn("database does not answer: not serving");
+      else if (verdict === "read-only") log.warn("no host of DATABASE_URL takes writes: not serving");
       else log.warn({ poolStarvedMs }, "no pooled connection could be had for a while: not serving");
       health.setAll(verdict === "serving" ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
     },

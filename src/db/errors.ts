@@ -76,6 +76,7 @@ function failureOf(error: unknown): DatabaseFailure | undefined {
   }
   // Knex's pool timeout (no connection could be had in time) and pg's lost connections carry no SQLSTATE.
   for (const layer of layers(error)) {
+    if (layer instanceof NoWritablePrimary) return layer.reachable ? "read-only" : "unreachable";
     if (!(layer instanceof Error)) continue;
     if (layer.name === "KnexTimeoutError" || connectionLost.test(layer.message)) return "unreachable";
   }
@@ -103,6 +104,18 @@ export function isUnavailable(error: unknown): boolean {
   return failure !== undefined && unavailable.has(failure);
 }
 
+/**
+ * isFailover is true for errors that say the connection's server is gone or
+ * no longer the primary (lost, refused, shutting down, read-only): the
+ * connection is dropped and the primary looked for again. A pool timeout is
+ * not one: it says the pool is busy, not where the primary is.
+ */
+export function isFailover(error: unknown): boolean {
+  const failure = failureOf(error);
+  if (failure !== "unreachable" && failure !== "shutting-down" && failure !== "read-only") return false;
+  return !layers(error).some((layer) => layer instanceof Error && layer.name === "KnexTimeoutError");
+}
+
 /** isRecoveryConflict is SQLSTATE 40001 from a standby: a query cancelled by WAL replay, worth retrying elsewhere. */
 export function isRecoveryConflict(error: unknown): boolean {
   return sqlState(error) === "40001";
@@ -111,6 +124,23 @@ export function isRecoveryConflict(error: unknown): boolean {
 /** isForeignKeyViolation is true for a row that refers to one that does not exist (SQLSTATE 23503). */
 export function isForeignKeyViolation(error: unknown): boolean {
   return failureOf(error) === "foreign-key-violation";
+}
+
+/**
+ * NoWritablePrimary: none of DATABASE_URL's hosts takes writes right now
+ * (down, or a standby, or a promoted standby that the failover manager still
+ * keeps read-only). reachable says whether any of them answered at all.
+ */
+export class NoWritablePrimary extends Error {
+  override name = "NoWritablePrimary";
+  constructor(
+    readonly hosts: readonly string[],
+    readonly reachable: boolean,
+  ) {
+    super(
+      `no writable primary among ${hosts.join(", ")} (${reachable ? "the ones that answer are read-only" : "none answers"})`,
+    );
+  }
 }
 
 /** DeadlineExceeded: the call's deadline passed before (or while) a statement ran; the statement was cancelled. */

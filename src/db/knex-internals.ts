@@ -47,3 +47,23 @@ export function wrapQueryEntryPoint(db: Knex, wrap: (original: QueryEntryPoint) 
   const client = db.client as Knex.Client & { query: QueryEntryPoint };
   client.query = wrap(client.query.bind(client));
 }
+
+/**
+ * discardConnection marks a pooled connection as broken the way Knex's pg
+ * client does when the socket fails, so the pool destroys it instead of
+ * handing it out again (Knex checks the mark when a connection is acquired).
+ */
+export function discardConnection(connection: RawConnection, reason: unknown): void {
+  (connection as RawConnection & { __knex__disposed?: unknown }).__knex__disposed = reason;
+}
+
+/** onAcquireError has listener hear every failure to get a connection from db's pool (connect refused, ...). */
+export function onAcquireError(db: Knex, listener: (error: unknown) => void): void {
+  const client = db.client as { acquireConnection(): Promise<unknown> };
+  const acquire = client.acquireConnection.bind(client);
+  client.acquireConnection = () =>
+    acquire().catch((error: unknown) => {
+      listener(error);
+      throw error;
+    });
+}

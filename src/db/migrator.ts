@@ -3,7 +3,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Knex } from "knex";
 import pg from "pg";
-import { connectionSettingsOf } from "./knex-internals.js";
+import { connectionSettingsFor } from "./knex.js";
 
 const directory = path.join(import.meta.dirname, "migrations");
 const migrationFile = /^\d{14}_[a-z0-9_]+\.(ts|js)$/;
@@ -34,7 +34,7 @@ const lockKey = 0x626c6f67; // "blog"
  * (DATABASE_MIGRATION_URL).
  */
 async function withMigrationLock<T>(db: Knex, work: () => Promise<T>): Promise<T> {
-  const lock = new pg.Client(connectionSettingsOf(db));
+  const lock = new pg.Client(await connectionSettingsFor(db));
   await lock.connect();
   try {
     const { rows } = await lock.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");

@@ -1,8 +1,10 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Knex } from "knex";
 import pg from "pg";
-import { isUnavailable } from "./errors.js";
-import { connectionSettingsOf, poolOf } from "./knex-internals.js";
+import { NoWritablePrimary, isUnavailable, classify } from "./errors.js";
+import { poolOf } from "./knex-internals.js";
+import { connectionSettingsFor, primaryLocatorOf } from "./knex.js";
+import { isReadOnly } from "./primary.js";
 
 /** DatabaseMonitorOptions says how often to probe and whom to tell. */
 export interface DatabaseMonitorOptions {
@@ -19,8 +21,13 @@ export interface DatabaseMonitorOptions {
   onChange(verdict: DatabaseVerdict): void;
 }
 
-/** DatabaseVerdict is whether calls can be served: the database answers and the pool gives connections. */
-export type DatabaseVerdict = "serving" | "unreachable" | "pool-starved";
+/**
+ * DatabaseVerdict is whether calls can be served: the database answers (and,
+ * with a multi-host DATABASE_URL asking for read-write, one host takes
+ * writes: "read-only" when the hosts that answer do not) and the pool gives
+ * connections.
+ */
+export type DatabaseVerdict = "serving" | "unreachable" | "read-only" | "pool-starved";
 
 /** DatabaseMonitor is a running probe; start and stop it with the server. */
 export interface DatabaseMonitor {
@@ -38,10 +45,13 @@ export interface DatabaseMonitor {
  * fails in a suspicious way triggers a probe without waiting for the timer.
  * With starvedAfterMs, a pool that has had callers waiting and no free
  * connection for that long also counts as not serving (calls would get
- * UNAVAILABLE from the acquire timeout), so an orchestrator can act.
+ * UNAVAILABLE from the acquire timeout), so an orchestrator can act. With a
+ * multi-host DATABASE_URL the probe follows the primary: it asks the host it
+ * is on whether it still takes writes, and a failed or read-only answer
+ * sends the pool looking for the primary again.
  */
 export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): DatabaseMonitor {
-  const settings = connectionSettingsOf(db);
+  const locator = primaryLocatorOf(db);
   let client: pg.Client | undefined;
   let current: DatabaseVerdict | undefined;
   let starvedSince: number | undefined;
@@ -55,6 +65,7 @@ export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): Data
     await c.end().catch(() => {});
   };
   const connect = async () => {
+    const settings = await connectionSettingsFor(db);
     const c = new pg.Client({
       ...settings,
       application_name: `${settings.application_name ?? "blog-service"} health probe`,
@@ -83,14 +94,24 @@ export function monitorDatabase(db: Knex, options: DatabaseMonitorOptions): Data
     const after = options.starvedAfterMs;
     return after !== undefined && starvedSince !== undefined && Date.now() - starvedSince >= after;
   };
+  /** check asks the probe's server whether it serves: it answers, and takes writes when that is asked for. */
+  const check = async (c: pg.Client) => {
+    if (locator?.writable !== true) return void (await c.query("SELECT 1"));
+    if (!(await isReadOnly(c))) return;
+    locator.forget(c);
+    throw new NoWritablePrimary([`${c.host}:${c.port}`], true);
+  };
   const probe = async () => {
     try {
+      // The pool has moved to another primary: so does the probe.
+      if (client !== undefined && locator !== undefined && !locator.holds(client)) void drop(client);
       client ??= await connect();
-      await client.query("SELECT 1");
+      await check(client);
       verdict(starved() ? "pool-starved" : "serving");
-    } catch {
+    } catch (error) {
+      locator?.forget(client);
       void drop(client);
-      verdict("unreachable");
+      verdict(classify(error)?.failure === "read-only" ? "read-only" : "unreachable");
     }
   };
   const schedule = () => {

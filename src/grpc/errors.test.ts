@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import knex from "knex";
+import { NoWritablePrimary } from "../db/errors.js";
 import { ServiceError, notFound, toServiceError } from "./errors.js";
 
 function pgError(code: string, extra: Record<string, unknown> = {}) {
@@ -28,7 +29,11 @@ it("maps SQLSTATEs to codes with messages that carry no driver text", () => {
     ["57014", status.DEADLINE_EXCEEDED],
     ["08006", status.UNAVAILABLE],
     ["57P01", status.UNAVAILABLE],
+    ["57P02", status.UNAVAILABLE],
+    ["57P03", status.UNAVAILABLE],
+    ["25006", status.UNAVAILABLE],
     ["ECONNREFUSED", status.UNAVAILABLE],
+    ["ECONNRESET", status.UNAVAILABLE],
   ];
   for (const [code, expected] of cases) {
     const mapped = toServiceError(pgError(code, { constraint: "users_pkey" }), () => {});
@@ -74,4 +79,22 @@ it("answers UNAVAILABLE for a pool timeout and for connections lost under a quer
     assert.deepEqual(logged, [error]);
   }
   assert.equal(toServiceError(new Error("Connection reset by a bug"), () => {}).code, status.INTERNAL);
+});
+
+it("answers UNAVAILABLE, never INTERNAL, while no host of a multi-host DATABASE_URL takes writes", () => {
+  const cases: [NoWritablePrimary, string][] = [
+    [
+      new NoWritablePrimary(["10.0.0.1:5432", "10.0.0.2:5432"], false),
+      "the request could not reach the database; retry",
+    ],
+    [
+      new NoWritablePrimary(["10.0.0.1:5432", "10.0.0.2:5432"], true),
+      "the request reached a database that is no longer the primary; retry",
+    ],
+  ];
+  for (const [error, message] of cases) {
+    const mapped = toServiceError(error, () => {});
+    assert.equal(mapped.code, status.UNAVAILABLE);
+    assert.equal(mapped.message, message, "no host names reach the caller");
+  }
 });
