@@ -94,12 +94,10 @@ process.once("exit", () => {
   }
 });
 
-async function cluster(bin: string, as: RunAs, dataDir: string, port: number): Promise<Cluster> {
-  const pgCtl = (...args: string[]) => run(path.join(bin, "pg_ctl"), ["-D", dataDir, ...args], as);
+/** onLoopback is how a test reaches a server on a loopback port as the postgres role. */
+export function onLoopback(port: number): Pick<Cluster, "url" | "query"> {
   const url = (database = "postgres") => `postgres://postgres@127.0.0.1:${port}/${database}`;
-  const self: Cluster = {
-    port,
-    dataDir,
+  return {
     url,
     async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = [], database?: string) {
       const client = new pg.Client({ connectionString: url(database) });
@@ -110,6 +108,15 @@ async function cluster(bin: string, as: RunAs, dataDir: string, port: number): P
         await client.end();
       }
     },
+  };
+}
+
+async function cluster(bin: string, as: RunAs, dataDir: string, port: number): Promise<Cluster> {
+  const pgCtl = (...args: string[]) => run(path.join(bin, "pg_ctl"), ["-D", dataDir, ...args], as);
+  const self: Cluster = {
+    port,
+    dataDir,
+    ...onLoopback(port),
     async stop() {
       await pgCtl("stop", "-m", "fast", "-w", "-t", "30");
       running.delete(dataDir);

@@ -4,7 +4,7 @@
 // README.md, .ci/run and the tests themselves name these files by path, so a
 // rename would touch all of them, and a list has room for the reason of each
 // entry. A file is listed when it runs another program (the service as a child
-// process, PostgreSQL, PgBouncer, buf, tsc, npm, git, python3, openssl) or
+// process, PostgreSQL, PgBouncer, pg_auto_failover, buf, tsc, npm, git, python3, openssl) or
 // takes more than 15 s alone (test/properties.test.ts takes 20-26 s, the
 // slowest unit file, test/list.test.ts, 10-12 s on a two-core machine; the
 // tier times are in README.md, "Two commands"). Every other test file is the
@@ -20,6 +20,7 @@ export const E2E_FILES: readonly string[] = [
   "test/database-outage.test.ts", // a PostgreSQL stopped and killed
   "test/demo.test.ts", // src/demo.ts
   "test/deploy.test.ts", // tsc, then the compiled migrations
+  "test/failover.test.ts", // pg_auto_failover: a monitor and two nodes, one killed, then a switchover
   "test/fresh-clone.test.ts", // git clone, npm ci, npm start
   "test/pgbouncer.test.ts", // PgBouncer
   "test/properties.test.ts", // in-process, but about 25 s
