@@ -32,7 +32,8 @@ export function autoFailoverPgBin(): string | undefined {
  * a failover takes seconds rather than the half minute of the defaults
  * (health checks every 5 s, a node unhealthy after 20 s, a lost primary
  * presumed demoted after 30 s). Production keeps the defaults; see
- * docs/scaling.md.
+ * docs/scaling.md. FAILOVER_MONITOR_DEFAULTS=1 keeps them here too, to
+ * measure what they give.
  */
 export const testTimings = {
   health_check_period: 1000,
@@ -221,7 +222,8 @@ export async function startFormation(bin: string): Promise<Formation> {
     keep("monitor", monitorDir);
     await until("the monitor answers", () => withMonitor(async () => true).catch(() => false), { timeoutMs: 30_000 });
     await withMonitor(async (c) => {
-      for (const [name, value] of Object.entries(testTimings)) {
+      const timings = process.env.FAILOVER_MONITOR_DEFAULTS ? {} : testTimings;
+      for (const [name, value] of Object.entries(timings)) {
         await c.query(`ALTER SYSTEM SET pgautofailover.${name} = ${value}`);
       }
       await c.query("SELECT pg_reload_conf()");

@@ -283,11 +283,12 @@ describe("failover under pg_auto_failover", { skip: missing }, () => {
     const seen = service!.lines.length;
     const { load, health, start } = await underLoad("crash", async () => {
       await node1.crash();
-      await formation!.waitFor({ node2: "wait_primary" });
+      // With the monitor's default timings this takes about a minute.
+      await formation!.waitFor({ node2: "wait_primary" }, 120_000);
       await until(
         "the service says it serves again",
         () => service!.lines.slice(seen).some((l) => l.msg === "database answers: serving"),
-        { timeoutMs: 60_000, everyMs: 100 },
+        { timeoutMs: 120_000, everyMs: 100 },
       );
     });
     assert.equal(service!.child.exitCode, null, "the same service process carried on");
