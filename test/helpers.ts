@@ -20,7 +20,8 @@ export function adminUrl(): string {
   return url;
 }
 
-async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+/** admin runs work on a connection of its own to DATABASE_URL (creating and dropping databases, ...). */
+export async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: adminUrl() });
   await client.connect();
   try {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, before, describe, it } from "node:test";
-import pg from "pg";
 import { pino } from "pino";
+import { admin } from "../../test/helpers.js";
+import { freePort } from "../../test/postgres-cluster.js";
 import { NoWritablePrimary, classify } from "./errors.js";
 import { createDatabase } from "./knex.js";
 import { monitorDatabase } from "./monitor.js";
@@ -15,24 +15,7 @@ const url = () => {
   return value;
 };
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client(url());
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-/** A port nobody listens on: bound, then closed. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+const run = (sql: string) => admin((c) => c.query(sql));
 
 /** withDatabase points DATABASE_URL's server at another database. */
 function withDatabase(database: string, query = ""): string {
@@ -45,7 +28,7 @@ function withDatabase(database: string, query = ""): string {
 /** multiHost is DATABASE_URL's server as the last of several hosts, the others refusing connections. */
 async function multiHost(database: string): Promise<string> {
   const u = new URL(withDatabase(database));
-  const dead = `127.0.0.1:${await closedPort()}`;
+  const dead = `127.0.0.1:${await freePort()}`;
   return `postgres://${u.username}@${dead},${u.hostname}:${u.port || 5432}${u.pathname}?target_session_attrs=read-write`;
 }
 
@@ -71,8 +54,8 @@ describe("connections after a failover", () => {
 
 describe("multi-host DATABASE_URL", () => {
   const readOnly = `blog_read_only_${process.pid}`;
-  before(() => admin(`CREATE DATABASE ${readOnly}`));
-  after(() => admin(`DROP DATABASE IF EXISTS ${readOnly} WITH (FORCE)`));
+  before(() => run(`CREATE DATABASE ${readOnly}`));
+  after(() => run(`DROP DATABASE IF EXISTS ${readOnly} WITH (FORCE)`));
 
   it("connects to the host that answers and takes writes", async () => {
     const db = createDatabase({ url: await multiHost(new URL(url()).pathname.slice(1)), poolMax: 2, log });
@@ -85,7 +68,7 @@ describe("multi-host DATABASE_URL", () => {
   });
 
   it("answers no-primary while every host is read-only, and health follows it back without a restart", async () => {
-    await admin(`ALTER DATABASE ${readOnly} SET default_transaction_read_only = on`);
+    await run(`ALTER DATABASE ${readOnly} SET default_transaction_read_only = on`);
     const plain = createDatabase({ url: withDatabase(readOnly), log });
     const db = createDatabase({ url: await multiHost(readOnly), poolMax: 2, log });
     const heard: DatabaseVerdict[] = [];
@@ -98,7 +81,7 @@ describe("multi-host DATABASE_URL", () => {
       );
       await monitor.start();
       assert.deepEqual(heard, ["read-only"]);
-      await admin(`ALTER DATABASE ${readOnly} RESET default_transaction_read_only`);
+      await run(`ALTER DATABASE ${readOnly} RESET default_transaction_read_only`);
       for (let tries = 0; heard.at(-1) !== "serving"; tries++) {
         assert.ok(tries < 200, `health serves again: ${heard.join(", ")}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
