@@ -159,6 +159,8 @@ describe("call options", () => {
 
 describe("retries", () => {
   const attempts = { getUser: 0, createUser: 0 };
+  const failing = { createUser: Infinity };
+  const requestIds: string[] = [];
   let server: Awaited<ReturnType<typeof rawServer>>;
   before(async () => {
     server = await rawServer(UserService, {
@@ -168,10 +170,12 @@ describe("retries", () => {
         if (attempts.getUser <= 2) callback(unavailable);
         else callback(null, user(1n));
       }) satisfies Unary,
-      // CreateUser (no idempotency level) always fails.
-      createUser: ((_call, callback) => {
+      // CreateUser (no idempotency level) fails while failing.createUser says so, recording each request_id.
+      createUser: ((call, callback) => {
         attempts.createUser += 1;
-        callback(unavailable);
+        requestIds.push(String((call.request as { requestId: string }).requestId));
+        if (attempts.createUser <= failing.createUser) callback(unavailable);
+        else callback(null, user(7n));
       }) satisfies Unary,
     });
   });
@@ -201,12 +205,48 @@ describe("retries", () => {
     }
   });
 
+  it("retries a create that carries a request_id, with the same request_id, until it succeeds", async () => {
+    const client = createBlogClient(server.address, { retry: { initialBackoffMs: 10 } });
+    try {
+      attempts.createUser = 0;
+      failing.createUser = 6; // more than gRPC's own policy would try
+      requestIds.length = 0;
+      const requestId = "8d3c5a3e-2f4b-4d7e-9a51-3f6c2b1e0d9a";
+      const { user: created } = await client.users.createUser({ requestId, user: { name: "Ada", age: 36 } });
+      assert.equal(created?.id, 7n);
+      assert.equal(attempts.createUser, 7);
+      assert.deepEqual(new Set(requestIds), new Set([requestId]));
+    } finally {
+      failing.createUser = Infinity;
+      client.close();
+    }
+  });
+
+  it("gives a keyed create up with its last UNAVAILABLE before the deadline passes", async () => {
+    const client = createBlogClient(server.address, { retry: { initialBackoffMs: 20 } });
+    try {
+      attempts.createUser = 0;
+      const requestId = "0b7e4f9c-61d2-4c8a-b3f5-9e2d7a1c4b60";
+      const error = await rejection(
+        client.users.createUser({ requestId, user: { name: "Ada", age: 36 } }, { deadline: Date.now() + 500 }),
+      );
+      assert.equal(error.code, status.UNAVAILABLE);
+      assert.ok(attempts.createUser > 1, `tried ${attempts.createUser} times`);
+    } finally {
+      client.close();
+    }
+  });
+
   it("does not retry with `retry: false`", async () => {
     const client = createBlogClient(server.address, { retry: false });
     try {
       attempts.getUser = 0;
       assert.equal((await rejection(client.users.getUser({ id: 1n }))).code, status.UNAVAILABLE);
       assert.equal(attempts.getUser, 1);
+      attempts.createUser = 0;
+      const keyed = { requestId: "5f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", user: { name: "Ada", age: 36 } };
+      assert.equal((await rejection(client.users.createUser(keyed))).code, status.UNAVAILABLE);
+      assert.equal(attempts.createUser, 1);
     } finally {
       client.close();
     }
@@ -296,7 +336,7 @@ describe("server streams", () => {
   const health = () => {
     const client = createClient(Health, server.address, credentials.createInsecure());
     clients.push(client);
-    return withDefaults(Health, client, { deadlineMs: 10_000, metadata: new Metadata() });
+    return withDefaults(Health, client, { deadlineMs: 10_000, metadata: new Metadata(), retry: false });
   };
 
   it("yields messages and fails with a BlogClientError", async () => {

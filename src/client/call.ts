@@ -1,13 +1,44 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { Metadata } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
 import type { ClientCallOptions, PromiseClient } from "./transport.js";
 import { toBlogClientError } from "./errors.js";
+import type { RetryOptions } from "./options.js";
 
 /** CallDefaults are applied to every call that does not set its own. */
 export interface CallDefaults {
   /** deadlineMs is the deadline of unary calls; streams run until done, cancelled or their own deadline. */
   deadlineMs: number;
   metadata: Metadata;
+  /** retry is the backoff of retried calls (see keyedRetry); false: no retries. */
+  retry: RetryOptions | false;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * keyedRetry runs a create that carries a request_id (AIP-155) again on
+ * UNAVAILABLE, with the same request_id, until it succeeds, fails otherwise,
+ * or the next attempt could not start before the deadline (the last
+ * UNAVAILABLE is then thrown). The request_id makes a repeat safe: the
+ * service creates once and replays. gRPC's own retry policy covers only the
+ * idempotent methods, and at most 5 attempts (about 1.5 s), shorter than a
+ * database failover or switchover. Backoff: full jitter, growing from
+ * initialBackoffMs by backoffMultiplier up to maxBackoffMs.
+ */
+async function keyedRetry<T>(attempt: () => Promise<T>, deadline: number, retry: RetryOptions): Promise<T> {
+  let backoff = retry.initialBackoffMs ?? 100;
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const wait = Math.random() * backoff;
+      const unavailable = (error as { code?: unknown }).code === status.UNAVAILABLE;
+      const more = retry.maxAttempts === undefined || tries < retry.maxAttempts;
+      if (!unavailable || !more || Date.now() + wait >= deadline) throw error;
+      await sleep(wait);
+      backoff = Math.min(backoff * (retry.backoffMultiplier ?? 2), retry.maxBackoffMs ?? 5000);
+    }
+  }
 }
 
 type AnyMethod = (request: unknown, options?: ClientCallOptions) => unknown;
@@ -62,8 +93,12 @@ export function withDefaults<S extends DescService>(
       method.localName,
       async (request: unknown, options: ClientCallOptions = {}) => {
         const deadline = options.deadline ?? Date.now() + defaults.deadlineMs;
+        const attempt = () => call(request, { ...options, deadline, metadata: metadata(options) }) as Promise<unknown>;
+        const keyed = ((request as { requestId?: unknown }).requestId ?? "") !== "";
         try {
-          return await call(request, { ...options, deadline, metadata: metadata(options) });
+          return await (keyed && defaults.retry !== false
+            ? keyedRetry(attempt, Number(deadline), defaults.retry)
+            : attempt());
         } catch (error) {
           throw toBlogClientError(error);
         }

@@ -46,7 +46,7 @@ export function createBlogClient(address: string, options: BlogClientOptions = {
   const shared = { channelOverride: channel, interceptors };
   const metadata = options.metadata?.clone() ?? new Metadata();
   if (options.token !== undefined) metadata.set("authorization", `Bearer ${options.token}`);
-  const defaults = { deadlineMs: options.defaultDeadlineMs ?? 10_000, metadata };
+  const defaults = { deadlineMs: options.defaultDeadlineMs ?? 10_000, metadata, retry: options.retry ?? {} };
   return {
     users: withDefaults(UserService, createClient(UserService, address, creds, shared), defaults),
     posts: withDefaults(PostService, createClient(PostService, address, creds, shared), defaults),

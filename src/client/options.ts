@@ -29,7 +29,10 @@ export interface BlogClientOptions {
    * calls, so reads served by a read replica see this client's earlier writes; `false` lets reads see lag.
    */
   readYourWrites?: boolean;
-  /** retry tunes the retry policy of idempotent methods on UNAVAILABLE; `false` turns it off. */
+  /**
+   * retry tunes the retries on UNAVAILABLE: gRPC's retry policy of idempotent methods, and the
+   * SDK's own retries of creates that carry a request_id (until their deadline); `false` turns both off.
+   */
   retry?: RetryOptions | false;
   /** channelOptions are extra grpc-js channel options; they win over the ones set here. */
   channelOptions?: ChannelOptions;
