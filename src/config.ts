@@ -45,6 +45,8 @@ export interface Config {
   streamMaxPerProcess: number;
   /** streamPoolShare is how many pooled connections stream statements may hold at once (STREAM_POOL_SHARE). */
   streamPoolShare: number;
+  /** largeReadsMax is how many BatchGetUsers and ListUsers with view FULL run at once (LARGE_READS_MAX). */
+  largeReadsMax: number;
 }
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -132,5 +134,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     streamMaxPerConnection: positiveInt(env, "STREAM_MAX_PER_CONNECTION", 16),
     streamMaxPerProcess: positiveInt(env, "STREAM_MAX_PER_PROCESS", 256),
     streamPoolShare,
+    largeReadsMax: positiveInt(env, "LARGE_READS_MAX", 2),
   };
 }

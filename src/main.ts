@@ -44,6 +44,7 @@ async function main(config: Config, log: Logger): Promise<void> {
     streamIdleWriteMs: config.streamIdleWriteMs,
     streamCaps: { perConnection: config.streamMaxPerConnection, perProcess: config.streamMaxPerProcess },
     streamPoolShare: config.streamPoolShare,
+    largeReadsMax: config.largeReadsMax,
   });
   const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
     await stopDatabase();

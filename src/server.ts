@@ -3,6 +3,7 @@ import type { ChannelOptions } from "@grpc/grpc-js";
 import type { Knex } from "knex";
 import type { Registry } from "prom-client";
 import { PostService } from "../gen/blog/v1/post_service_pb.js";
+import { UserView } from "../gen/blog/v1/user_pb.js";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { implement, serviceDefinition } from "./grpc/adapter.js";
@@ -14,6 +15,7 @@ import { readYourWrites } from "./grpc/read-your-writes.js";
 import { addReflection } from "./grpc/reflection.js";
 import { serverOptions } from "./grpc/server-options.js";
 import { streamCaps } from "./grpc/stream-caps.js";
+import { takingTurns } from "./grpc/turns.js";
 import type { StreamCaps } from "./grpc/stream-caps.js";
 import { validation } from "./grpc/validation.js";
 import { pruneRequestIds } from "./db/idempotency.js";
@@ -53,6 +55,8 @@ export interface ServerDeps {
   streamCaps?: StreamCaps;
   /** streamPoolShare is how many pooled connections stream statements may hold at once (STREAM_POOL_SHARE; default half the pool). */
   streamPoolShare?: number;
+  /** largeReadsMax is how many BatchGetUsers and ListUsers with view FULL run at once (LARGE_READS_MAX; default 2). */
+  largeReadsMax?: number;
 }
 
 /** BlogServer is a configured server that has not started listening. */
@@ -64,6 +68,13 @@ export interface BlogServer {
   listen(address: string): Promise<number>;
   /** shutdown flips health to NOT_SERVING, ends health watches, lets calls finish for graceMs, then forces. */
   shutdown(graceMs: number): Promise<void>;
+}
+
+/** largeRead says which calls may build replies of megabytes from a small request: reads of many users with their posts. */
+function largeRead(method: string, request: unknown): boolean {
+  return (
+    (method === "BatchGetUsers" || method === "ListUsers") && (request as { view?: UserView }).view === UserView.FULL
+  );
 }
 
 /** apiServices are the services behind authentication, logs and metrics (health and reflection are not). */
@@ -86,6 +97,7 @@ export function createServer({
   poolStarvedMs = 10_000,
   streamCaps: caps = { perConnection: 16, perProcess: 256 },
   streamPoolShare,
+  largeReadsMax = 2,
 }: ServerDeps): BlogServer {
   const server = new Server(grpcOptions);
   const health = new HealthStatus(
@@ -100,6 +112,7 @@ export function createServer({
     ...(authTokens === undefined ? [] : [authenticate(authTokens, log)]),
     streamCaps(caps),
     validation,
+    takingTurns(new PoolShare(largeReadsMax), (call, request) => largeRead(call.method, request)),
   ];
   // With replicas, read-only calls may read from them and writes answer with their WAL position.
   if (replicas !== undefined) middleware.push(readYourWrites(db, log));

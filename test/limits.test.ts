@@ -550,6 +550,32 @@ describe("server streams: caps per connection and process, and their share of th
     }
   });
 
+  it("runs LARGE_READS_MAX reads of many users with their posts at once, and the others at once", async () => {
+    const turns = await startCustomServer({ largeReadsMax: 1 });
+    const [user] = await turns.db("users").insert({ name: "Large", age: 1 }).returning("id");
+    const id = (user as { id: bigint }).id;
+    await turns.db("posts").insert({ user_id: String(id), title: "one", content: "c" });
+    const locker = new pg.Client({ connectionString: turns.url });
+    await locker.connect();
+    const users = createClient(UserService, `127.0.0.1:${turns.port}`, credentials.createInsecure());
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE");
+      const full = Array.from({ length: 3 }, () => users.batchGetUsers({ ids: [id], view: UserView.FULL }));
+      await eventually("one FULL read waits on the lock", async () => (await lockWaiters(turns.url)) === 1);
+      // The other two wait their turn in the service; BASIC reads go at once.
+      assert.equal((await users.batchGetUsers({ ids: [id, id] })).users.length, 2);
+      assert.equal((await users.listUsers({})).users.length, 1);
+      assert.equal(await lockWaiters(turns.url), 1, "no second FULL read reached PostgreSQL");
+      await locker.query("COMMIT");
+      for (const answer of await Promise.all(full)) assert.equal(answer.users[0]?.posts.length, 1);
+    } finally {
+      await locker.end();
+      users.close();
+      await turns.close();
+    }
+  });
+
   it("reads the caps and the share from STREAM_MAX_PER_CONNECTION, STREAM_MAX_PER_PROCESS and STREAM_POOL_SHARE", () => {
     const defaults = loadConfig({});
     assert.deepEqual(
@@ -559,5 +585,7 @@ describe("server streams: caps per connection and process, and their share of th
     const set = loadConfig({ STREAM_MAX_PER_CONNECTION: "4", STREAM_MAX_PER_PROCESS: "8", DATABASE_POOL_MAX: "3" });
     assert.deepEqual([set.streamMaxPerConnection, set.streamMaxPerProcess, set.streamPoolShare], [4, 8, 1]);
     assert.throws(() => loadConfig({ STREAM_POOL_SHARE: "11" }), /STREAM_POOL_SHARE must be at most DATABASE_POOL_MAX/);
+    assert.equal(defaults.largeReadsMax, 2);
+    assert.equal(loadConfig({ LARGE_READS_MAX: "1" }).largeReadsMax, 1);
   });
 });
