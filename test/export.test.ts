@@ -3,7 +3,9 @@ import { after, before, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import pg from "pg";
 import { poolOf } from "../src/db/knex-internals.js";
-import { grpcError, startTestEnv } from "./helpers.js";
+import { countStatements, grpcError, metricValue, poolBackends, startTestEnv, terminatePool } from "./helpers.js";
+import { until } from "./poll.js";
+import { slowReader } from "./slow-reader.js";
 import type { TestEnv } from "./helpers.js";
 
 let env: TestEnv;
@@ -70,14 +72,6 @@ async function cursorQueries(): Promise<number> {
   }
 }
 
-async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
 it(
   "holds no database connection while its client does not read, so stalled exports starve no other call",
   { timeout: 60_000 },
@@ -92,7 +86,7 @@ it(
       for (const iterator of stalled) assert.equal((await iterator.next()).value?.posts.length, 500);
       // No statement of an export runs, no connection is checked out, while they wait on their clients.
       const pool = poolOf(env.db)!;
-      await until(async () => pool.numUsed() === 0 && (await cursorQueries()) === 0, "the exports hold nothing");
+      await until("the exports hold nothing", async () => pool.numUsed() === 0 && (await cursorQueries()) === 0);
       // Every other caller is served (a held pool would answer UNAVAILABLE after the acquire timeout).
       const users = await Promise.all(userIds.slice(0, 20).map((id) => env.users.getUser({ id })));
       assert.equal(users.length, 20);
@@ -105,6 +99,104 @@ it(
     } finally {
       controller.abort();
       await Promise.allSettled(stalled.map((iterator) => iterator.return?.()));
+    }
+  },
+);
+
+const exportStatement = /^select "posts"\.\*/;
+
+/** allPostIds are every post's id, in the order ExportPosts gives them by default. */
+async function allPostIds(): Promise<bigint[]> {
+  return (await env.db("posts").select("id").orderBy("id")).map((r: { id: bigint }) => r.id);
+}
+
+/** assertServedAfter checks that the pool gave every connection back and that other calls are served. */
+async function assertServedAfter() {
+  await until("the pool has no connection checked out", async () => poolOf(env.db)!.numUsed() === 0);
+  assert.equal(await metricValue(env.server, "db_client_connection_count", { state: "used" }), 0);
+  const { user } = await env.users.getUser({ id: userIds[3]! }, { deadline: Date.now() + 5000 });
+  assert.equal(user?.name, "u3");
+  const posts = await env.posts.listPosts({ userId: userIds[3]!, pageSize: 5 }, { deadline: Date.now() + 5000 });
+  assert.equal(posts.posts.length, 5);
+}
+
+it(
+  "ends an export with UNAVAILABLE at once when the backend running its chunk statement is terminated",
+  { timeout: 60_000 },
+  async () => {
+    const expected = await allPostIds();
+    const url = env.db.client.config.connection.connectionString as string;
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    const reader = slowReader((options) => env.posts.exportPosts({}, options));
+    try {
+      reader.readOne();
+      await until("the first message", () => reader.messages.length === 1);
+      // The slow reader takes one message now and then; the next chunk statement waits on this lock.
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE");
+      let waiting: number | undefined;
+      await until("a chunk statement of the export waits on the lock", async () => {
+        reader.readOne();
+        if (reader.state.error !== undefined || reader.state.ended) assert.fail("the export ended before the kill");
+        waiting = (await poolBackends(url)).find((b) => b.waiting && exportStatement.test(b.query))?.pid;
+        return waiting !== undefined;
+      });
+      const killed = await terminatePool(url);
+      assert.ok(killed.includes(waiting!), "the backend of the chunk statement was terminated");
+      // The lock is still held: the export ends without waiting for it, after the messages already sent.
+      await until("the export ends", () => {
+        reader.readOne();
+        return reader.state.error !== undefined || reader.state.ended;
+      });
+      const error = reader.state.error;
+      assert.equal(error?.code, status.UNAVAILABLE, `${String(error?.code)}: ${error?.details}`);
+      assert.equal(error.details, "the request found the database shutting down; retry");
+      const ids = reader.messages.flatMap((m) => m.posts.map((p) => p.id));
+      assert.deepEqual(ids, expected.slice(0, ids.length), "what arrived is the start of the export, each row once");
+      assert.ok(ids.length < expected.length);
+      await locker.query("COMMIT");
+      await assertServedAfter();
+    } finally {
+      await reader.stop();
+      await locker.end();
+    }
+  },
+);
+
+it(
+  "goes on where it stopped, every row once, when the pool's backends are terminated while its client does not read",
+  { timeout: 60_000 },
+  async () => {
+    const expected = await allPostIds();
+    const url = env.db.client.config.connection.connectionString as string;
+    const reader = slowReader((options) => env.posts.exportPosts({}, options));
+    try {
+      reader.readOne();
+      await until("the first message", () => reader.messages.length === 1);
+      // The client reads no more: the export waits on flow control, with no statement running.
+      await until(
+        "the export waits on its client, holding no connection",
+        async () => poolOf(env.db)!.numUsed() === 0 && (await cursorQueries()) === 0,
+      );
+      const killed = await terminatePool(url);
+      assert.ok(killed.length > 0, "the pool had connections to terminate");
+      await until("the terminated backends are gone", async () =>
+        (await poolBackends(url)).every((b) => !killed.includes(b.pid)),
+      );
+      const statements = await countStatements(env.db, async () => {
+        assert.equal(await reader.readToEnd(), undefined, "the export ends OK");
+      });
+      assert.ok(
+        statements.some((sql) => exportStatement.test(sql)),
+        "chunks were read after the kill, on new connections",
+      );
+      const ids = reader.messages.flatMap((m) => m.posts.map((p) => p.id));
+      assert.equal(ids.length, expected.length);
+      assert.deepEqual(ids, expected, "every row once, in order");
+      await assertServedAfter();
+    } finally {
+      await reader.stop();
     }
   },
 );

@@ -105,3 +105,50 @@ export async function grpcError(call: Promise<unknown>): Promise<ClientError> {
   }
   throw new Error("expected the call to fail, but it succeeded");
 }
+
+/** metricValue reads one series of a server's metric (0 when it has no such series yet). */
+export async function metricValue(server: BlogServer, name: string, labels: Record<string, string> = {}) {
+  const { values } = await server.metrics.getSingleMetric(name)!.get();
+  const found = values.find((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value));
+  return found?.value ?? 0;
+}
+
+/** queryOnce runs one statement on a connection of its own, outside any server's pool. */
+export async function queryOnce<T>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql, values)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * poolBackends are the server processes of the service's pooled connections
+ * to the database at url (application_name "blog-service": not its health
+ * probe, not the test's own connections).
+ */
+export function poolBackends(url: string) {
+  return queryOnce<{ pid: number; state: string; waiting: boolean; query: string }>(
+    url,
+    "SELECT pid, state, wait_event_type = 'Lock' AS waiting, query FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'blog-service'",
+  );
+}
+
+/**
+ * terminatePool ends every backend of the service's pool with
+ * pg_terminate_backend and returns their pids. The pids are chosen first, in
+ * a statement of their own: in one `WHERE ... AND pg_terminate_backend(pid)`
+ * PostgreSQL may call the function before the other conditions, on every
+ * backend of the server.
+ */
+export async function terminatePool(url: string): Promise<number[]> {
+  const pids = (await poolBackends(url)).map((b) => b.pid);
+  const rows = await queryOnce<{ pid: number; terminated: boolean }>(
+    url,
+    "SELECT pid, pg_terminate_backend(pid) AS terminated FROM unnest($1::int[]) AS pid",
+    [pids],
+  );
+  return rows.filter((r) => r.terminated).map((r) => r.pid);
+}
