@@ -15,15 +15,17 @@ import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { startEmbeddedPostgres } from "../src/dev/embedded-postgres.js";
 import type { EmbeddedPostgres } from "../src/dev/embedded-postgres.js";
+import { poolOf } from "../src/db/knex-internals.js";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
 import { createClient } from "../src/client/transport.js";
 import type { ClientError } from "../src/client/transport.js";
 import { createServer } from "../src/server.js";
 import type { BlogServer } from "../src/server.js";
-import { grpcError } from "./helpers.js";
+import { countStatements, grpcError, metricValue, poolBackends, untilStalled } from "./helpers.js";
 import { assertNoLeaks } from "./leaks.js";
 import { alive, until } from "./poll.js";
+import { slowReader } from "./slow-reader.js";
 
 /** Every call carries a deadline: a call that hangs fails the test as DEADLINE_EXCEEDED, not by timing. */
 const callDeadline = () => Date.now() + 5_000;
@@ -201,3 +203,113 @@ it("a killed database (kill -9, a call in flight): the same, after crash recover
   }
   await expectCorrectAnswers();
 });
+
+/** exportedIds seeds (once) 40,000 users of 200-character names, age 77: megabytes no client buffers whole. */
+let exportedIds: bigint[] | undefined;
+async function exportRows(): Promise<bigint[]> {
+  if (exportedIds === undefined) {
+    await db.raw(
+      "INSERT INTO users (name, age) SELECT rpad('export ' || g, 200, '.'), 77 FROM generate_series(1, 40000) g",
+    );
+    exportedIds = (await db("users").where("age", 77).orderBy("id").select("id")).map((r: { id: bigint }) => r.id);
+  }
+  return exportedIds;
+}
+
+const exportStatement = /^select "users"\.\*/;
+const exportIds = (messages: { users: { id: bigint }[] }[]) => messages.flatMap((m) => m.users.map((u) => u.id));
+
+/** expectPoolBack waits until health says SERVING and the pool has nothing checked out. */
+async function expectPoolBack() {
+  await until("health reports SERVING again", async () => (await servingStatus("")) === ServingStatus.SERVING);
+  await until("the pool has no connection checked out", () => poolOf(db)!.numUsed() === 0);
+}
+
+it(
+  "a restart while an export waits on its slow client: the export goes on where it stopped, every row once",
+  {
+    timeout: 90_000,
+  },
+  async () => {
+    const expected = await exportRows();
+    const reader = slowReader((options) => users.exportUsers({ filter: "age = 77" }, options));
+    try {
+      reader.readOne();
+      await until("the first message", () => reader.messages.length === 1);
+      // The client reads no more: the export waits on flow control, between two chunks, holding no connection.
+      await untilStalled(db, exportStatement);
+      assert.equal(poolOf(db)!.numUsed(), 0);
+      await postgres.stop();
+      postgres = await startEmbeddedPostgres({ dataDir, port });
+      await expectPoolBack();
+      const statements = await countStatements(db, async () => {
+        assert.equal(await reader.readToEnd(), undefined, "the export ends OK");
+      });
+      assert.ok(
+        statements.some((sql) => exportStatement.test(sql)),
+        "chunks were read after the restart",
+      );
+      assert.deepEqual(exportIds(reader.messages), expected, "every row once, in order");
+      await until("the pool has no connection checked out", () => poolOf(db)!.numUsed() === 0);
+    } finally {
+      await reader.stop();
+    }
+  },
+);
+
+it(
+  "a database stopped under an export's chunk statement: UNAVAILABLE at once, then nothing held and SERVING",
+  {
+    timeout: 90_000,
+  },
+  async () => {
+    const expected = await exportRows();
+    const locker = new pg.Client(postgres.url);
+    await locker.connect();
+    locker.on("error", () => {}); // its server is about to stop
+    const reader = slowReader((options) => users.exportUsers({ filter: "age = 77" }, options));
+    try {
+      reader.readOne();
+      await until("the first message", () => reader.messages.length === 1);
+      // The slow reader takes one message now and then; the next chunk statement waits on this lock.
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+      await until("a chunk statement of the export waits on the lock", async () => {
+        reader.readOne();
+        if (reader.state.error !== undefined || reader.state.ended) assert.fail("the export ended before the stop");
+        return (await poolBackends(postgres.url)).some((b) => b.waiting && exportStatement.test(b.query));
+      });
+      await postgres.stop();
+      // Still stopped: the export ends now, after the messages already sent, not once the database is back.
+      await until("the export ends", () => {
+        reader.readOne();
+        return reader.state.error !== undefined || reader.state.ended;
+      });
+      const error = reader.state.error;
+      assert.equal(error?.code, status.UNAVAILABLE, `${String(error?.code)}: ${error?.details}`);
+      assert.ok(
+        [
+          "the request found the database shutting down; retry",
+          "the request could not reach the database; retry",
+        ].includes(error.details),
+        error.details,
+      );
+      const ids = exportIds(reader.messages);
+      assert.deepEqual(ids, expected.slice(0, ids.length), "what arrived is the start of the export, each row once");
+      assert.ok(ids.length < expected.length);
+      await until("the pool has no connection checked out", () => poolOf(db)!.numUsed() === 0);
+      await until("health reports NOT_SERVING", async () => (await servingStatus("")) === ServingStatus.NOT_SERVING);
+      postgres = await startEmbeddedPostgres({ dataDir, port });
+      await expectPoolBack();
+      assert.equal(await metricValue(server, "db_client_connection_count", { state: "used" }), 0);
+      let exported = 0;
+      for await (const message of users.exportUsers({ filter: "age = 77" }, { deadline: Date.now() + 30_000 })) {
+        exported += message.users.length;
+      }
+      assert.equal(exported, expected.length);
+    } finally {
+      await reader.stop();
+      await locker.end().catch(() => {});
+    }
+  },
+);

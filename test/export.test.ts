@@ -3,7 +3,15 @@ import { after, before, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import pg from "pg";
 import { poolOf } from "../src/db/knex-internals.js";
-import { countStatements, grpcError, metricValue, poolBackends, startTestEnv, terminatePool } from "./helpers.js";
+import {
+  countStatements,
+  grpcError,
+  metricValue,
+  poolBackends,
+  startTestEnv,
+  terminatePool,
+  untilStalled,
+} from "./helpers.js";
 import { until } from "./poll.js";
 import { slowReader } from "./slow-reader.js";
 import type { TestEnv } from "./helpers.js";
@@ -175,10 +183,8 @@ it(
       reader.readOne();
       await until("the first message", () => reader.messages.length === 1);
       // The client reads no more: the export waits on flow control, with no statement running.
-      await until(
-        "the export waits on its client, holding no connection",
-        async () => poolOf(env.db)!.numUsed() === 0 && (await cursorQueries()) === 0,
-      );
+      await untilStalled(env.db, exportStatement);
+      assert.equal(poolOf(env.db)!.numUsed(), 0);
       const killed = await terminatePool(url);
       assert.ok(killed.length > 0, "the pool had connections to terminate");
       await until("the terminated backends are gone", async () =>

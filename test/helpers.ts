@@ -8,10 +8,12 @@ import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
+import { observeStatements } from "../src/db/statements.js";
 import { createClient } from "../src/client/transport.js";
 import type { ClientError } from "../src/client/transport.js";
 import { createServer } from "../src/server.js";
 import type { BlogServer } from "../src/server.js";
+import { until } from "./poll.js";
 
 /** adminUrl is the server the tests run against; `npm test` always sets it. */
 export function adminUrl(): string {
@@ -151,4 +153,41 @@ export async function terminatePool(url: string): Promise<number[]> {
     [pids],
   );
   return rows.filter((r) => r.terminated).map((r) => r.pid);
+}
+
+/**
+ * untilStalled waits until a server stream whose client stopped reading has
+ * stopped reading chunks too (it waits on HTTP/2 flow control): no statement
+ * matching `chunk` runs on db, and none has started for a second. That is a
+ * wait for a state, not an assertion; a stream still reading would make the
+ * test that follows see a statement cut mid-way.
+ */
+export async function untilStalled(db: Knex, chunk: RegExp): Promise<void> {
+  let running = 0;
+  let started = 0;
+  const stop = observeStatements(db, [
+    {
+      start: (s) => {
+        if (chunk.test(s.sql)) (running++, started++);
+      },
+      end: (s) => {
+        if (chunk.test(s.sql)) running--;
+      },
+    },
+  ]);
+  try {
+    let seen = -1;
+    let quiet = 0;
+    await until(
+      "the stream waits on its client, reading no chunk",
+      () => {
+        quiet = running === 0 && started === seen ? quiet + 1 : 0;
+        seen = started;
+        return quiet >= 10;
+      },
+      { everyMs: 100 },
+    );
+  } finally {
+    stop();
+  }
 }
