@@ -132,9 +132,9 @@ export async function queryOnce<T>(url: string, sql: string, values: unknown[] =
  * probe, not the test's own connections).
  */
 export function poolBackends(url: string) {
-  return queryOnce<{ pid: number; state: string; waiting: boolean; query: string }>(
+  return queryOnce<{ pid: number; state: string; waiting: boolean; query: string; queryStart: string }>(
     url,
-    "SELECT pid, state, wait_event_type = 'Lock' AS waiting, query FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'blog-service'",
+    "SELECT pid, state, wait_event_type = 'Lock' AS waiting, query, query_start::text AS \"queryStart\" FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'blog-service'",
   );
 }
 

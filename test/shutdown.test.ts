@@ -5,9 +5,10 @@ import pg from "pg";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { createClient } from "../src/client/transport.js";
-import { createTestDatabase, grpcError } from "./helpers.js";
+import { createTestDatabase, grpcError, poolBackends } from "./helpers.js";
 import { startServiceProcess } from "./service-process.js";
 import type { ServiceProcess } from "./service-process.js";
+import { slowReader } from "./slow-reader.js";
 
 // The real service process (src/main.ts) receives SIGTERM while two
 // UpdateUser calls wait on row locks held by this test: a load that is in
@@ -137,5 +138,57 @@ it("on SIGTERM: NOT_SERVING first, new calls UNAVAILABLE, calls in flight finish
     await locker.end();
     users.close();
     health.close();
+  }
+});
+
+it("on SIGTERM during an export whose client stopped reading: exits 0 after the grace period, logging stopped", async () => {
+  const grace = 2_000;
+  const stalling = await startServiceProcess({ DATABASE_URL: database.url, SHUTDOWN_GRACE_MS: String(grace) });
+  service = stalling;
+  const insecure = credentials.createInsecure();
+  const users = createClient(UserService, stalling.address, insecure, { "grpc.use_local_subchannel_pool": 1 });
+  try {
+    // 40,000 users of 200 characters: 8 MB, far more than the client's buffer and the HTTP/2 windows.
+    await query(
+      "INSERT INTO users (name, age) SELECT rpad('export ' || g, 200, '.'), 77 FROM generate_series(1, 40000) g",
+    );
+    const reader = slowReader((options) => users.exportUsers({ filter: "age = 77" }, options));
+    reader.readOne();
+    await eventually("the first message", async () => reader.messages.length === 1);
+    // The client reads no more. Once no statement of the service has run for a while, the export waits on it.
+    let last = "";
+    let quiet = 0;
+    await eventually("the export waits on its client, reading no chunk", async () => {
+      const backends = await poolBackends(database.url);
+      const latest =
+        backends
+          .map((b) => b.queryStart)
+          .sort()
+          .at(-1) ?? "";
+      quiet = backends.every((b) => b.state === "idle") && latest === last ? quiet + 1 : 0;
+      last = latest;
+      return quiet >= 10;
+    });
+    stalling.child.kill("SIGTERM");
+    const { code, signal } = await within("exit", grace + 15_000, stalling.exited);
+    assert.deepEqual({ code, signal }, { code: 0, signal: null });
+    const messages = stalling.lines.map((l) => l.msg);
+    assert.ok(messages.includes("shutting down"));
+    assert.ok(messages.includes("shutdown grace period is over: cancelling the calls still running"));
+    assert.ok(messages.includes("stopped"), "the pool was closed (stopped is logged after it)");
+    // The client gets a status for the export (CANCELLED today: grpc-js's forceShutdown resets the
+    // streams still open), the one the log line records, after a part of the export.
+    const error = await within("the export's status", 10_000, reader.readToEnd());
+    assert.ok(error !== undefined, "the export did not end OK");
+    const [line, ...others] = stalling.lines.filter((l) => l.method === "/blog.v1.UserService/ExportUsers");
+    assert.deepEqual(others, []);
+    assert.equal(line?.grpcStatus, error.code, `the client got ${status[error.code]}, the log says ${line?.grpcCode}`);
+    assert.ok((line.messagesSent as number) < 80, `the server sent ${String(line.messagesSent)} of 80 messages`);
+    await eventually(
+      "no connection of the service is left",
+      async () => (await poolBackends(database.url)).length === 0,
+    );
+  } finally {
+    users.close();
   }
 });
