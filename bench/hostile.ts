@@ -1,15 +1,14 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import type { Histogram } from "hdr-histogram-js";
 import pg from "pg";
 import { pino } from "pino";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
 import { LoadGenerator } from "./load/generator.js";
-import { newHistogram } from "./load/histogram.js";
-import { batchLoop, stallExport } from "./load/hostile.js";
-import type { BatchCounts, StalledExport } from "./load/hostile.js";
+import { startHostile } from "./load/hostile.js";
+import { hostileTable } from "./report/hostile.js";
+import type { Condition, Window } from "./report/hostile.js";
 import { machine } from "./report/machine.js";
 import { PeakMemory } from "./servers/memory.js";
 import { startServer } from "./servers/spawn.js";
@@ -68,51 +67,15 @@ async function addLargeUsers(url: string): Promise<bigint[]> {
   }
 }
 
-const pick = (ids: bigint[], n: number) => [...ids].sort(() => Math.random() - 0.5).slice(0, n);
-
-/** Hostile is the hostile load while it runs. */
-interface Hostile {
-  exports: StalledExport[];
-  stop(): Promise<BatchCounts[]>;
-}
-
-async function startHostile(address: string, largeIds: bigint[], firstLargePost: bigint): Promise<Hostile> {
-  const exports = Array.from({ length: hostileClients }, () => stallExport(address, `id >= ${firstLargePost}`));
-  let stopped = false;
-  const loops = Array.from({ length: hostileClients }, () =>
-    batchLoop(
-      address,
-      () => pick(largeIds, 10), // about 3.0 MB
-      () => pick(largeIds, 16), // about 4.9 MB: over 4 MiB
-      () => stopped,
-    ),
-  );
-  const deadline = Date.now() + 30_000;
-  while (!exports.every((e) => e.headers || e.ended !== undefined) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    exports,
-    stop: async () => {
-      stopped = true;
-      const counts = await Promise.all(loops);
-      for (const e of exports) e.close();
-      return counts;
-    },
-  };
-}
-
-interface Phase {
-  hostile: boolean;
-  calls: number;
-  seconds: number;
-  histogram: Histogram;
-  peakRss: number | undefined;
-  batches?: BatchCounts[];
-}
+const conditions: Condition[] = [
+  { title: "nothing (normal)", exports: 0, batches: 0 },
+  { title: `${hostileClients} stalled exports`, exports: hostileClients, batches: 0 },
+  { title: `${hostileClients} BatchGetUsers FULL loops`, exports: 0, batches: hostileClients },
+  { title: `both (${hostileClients} + ${hostileClients} clients)`, exports: hostileClients, batches: hostileClients },
+];
 
 const database = await provisionDatabase(process.env.DATABASE_URL);
-const phases: Phase[] = [];
+const windows: Window[] = [];
 let postgres = "";
 try {
   const db = createDatabase({ url: database.url, poolMax: 2, log: pino({ level: "silent" }) });
@@ -130,28 +93,28 @@ try {
   try {
     await load.run(target, "get-user-basic", concurrency, quick ? 1000 : 3000, false); // warm-up
     for (let round = 1; round <= rounds; round++) {
-      for (const hostile of [false, true]) {
+      for (const condition of conditions) {
         const peak = new PeakMemory(server.pid);
-        const running = hostile ? await startHostile(server.address, largeIds, firstLargePost) : undefined;
+        const hostile = await startHostile(server.address, condition, largeIds, firstLargePost);
         const result = await load.run(target, "get-user-basic", concurrency, durationMs, true);
-        const batches = await running?.stop();
+        const batches = await hostile.stop();
         const peakRss = peak.stop();
-        const label = hostile ? `round ${round} with hostile load` : `round ${round} without`;
+        const label = `round ${round}, beside ${condition.title}`;
         if (result.errors > 0)
           problems.push(`${label}: ${result.errors} GetUser calls failed, e.g. ${result.errorSample}`);
-        for (const [i, e] of (running?.exports ?? []).entries()) {
+        for (const [i, e] of hostile.exports.entries()) {
           if (!e.headers || e.dataBytes > 0 || e.ended !== undefined) {
             problems.push(
               `${label}: export ${i} did not stay stalled (headers ${e.headers}, ${e.dataBytes} bytes, ended: ${e.ended})`,
             );
           }
         }
-        for (const unexpected of new Set(batches?.flatMap((b) => b.unexpected)))
+        for (const unexpected of new Set(batches.flatMap((b) => b.unexpected)))
           problems.push(`${label}: ${unexpected}`);
         const histogram = result.histogram!;
         const seconds = result.elapsedMs / 1000;
-        phases.push({ hostile, calls: result.calls, seconds, histogram, peakRss, batches });
-        const ms = (p: number) => (histogram.getValueAtPercentile(p) / 1000).toFixed(2);
+        windows.push({ condition, calls: result.calls, seconds, histogram, peakRss, batches });
+        const ms = (p: number) => (histogram.getValueAtPercentile(p) / 1000).toFixed(1);
         console.log(
           `${label}: GetUser ${Math.round(result.calls / seconds)} calls/s, p50 ${ms(50)} ms, p99 ${ms(99)} ms, ` +
             `server peak RSS ${peakRss === undefined ? "?" : Math.round(peakRss / 2 ** 20)} MB`,
@@ -166,46 +129,20 @@ try {
   await database.close();
 }
 
-/** summary merges the phases of one kind. */
-function summary(hostile: boolean) {
-  const chosen = phases.filter((p) => p.hostile === hostile);
-  const histogram = newHistogram();
-  for (const p of chosen) histogram.add(p.histogram);
-  const calls = chosen.reduce((n, p) => n + p.calls, 0);
-  const seconds = chosen.reduce((n, p) => n + p.seconds, 0);
-  const peakMb = Math.round(Math.max(...chosen.map((p) => p.peakRss ?? 0)) / 2 ** 20);
-  const batches = chosen.flatMap((p) => p.batches ?? []);
-  return {
-    rate: calls / seconds,
-    p50: histogram.getValueAtPercentile(50) / 1000,
-    p99: histogram.getValueAtPercentile(99) / 1000,
-    p99s: chosen.map((p) => (p.histogram.getValueAtPercentile(99) / 1000).toFixed(2)),
-    peakMb,
-    ok: batches.reduce((n, b) => n + b.ok, 0),
-    tooLarge: batches.reduce((n, b) => n + b.tooLarge, 0),
-  };
-}
-
-const without = summary(false);
-const withHostile = summary(true);
 const m = machine();
 const report = [
   `\`npm run bench:hostile${quick ? " -- --quick" : ""}\` on ${new Date().toISOString().slice(0, 10)}: ${m.cpus} × ${m.cpuModel}, ` +
     `${m.memoryGb} GB, ${m.os}; Node ${process.versions.node}; PostgreSQL ${postgres}. ` +
     `${data.users.toLocaleString("en")} users × ${data.postsPerUser} posts, plus ${large.users} users × ${large.posts} posts of ` +
     `${large.characters.toLocaleString("en")} characters. GetUser BASIC at ${concurrency} in flight from a load-generator ` +
-    `thread; ${rounds} interleaved round(s) of ${durationMs / 1000} s without and ${durationMs / 1000} s with hostile load; ` +
+    `thread; ${rounds} round(s), each a window of ${durationMs / 1000} s per condition in turn; ` +
     `peak RSS is the service process's VmHWM over each window.`,
   "",
-  "| GetUser BASIC | calls/s | p50 (ms) | p99 (ms) | p99 per round (ms) | service peak RSS (MB) |",
-  "| --- | ---: | ---: | ---: | ---: | ---: |",
-  `| without hostile load | ${Math.round(without.rate)} | ${without.p50.toFixed(2)} | ${without.p99.toFixed(2)} | ${without.p99s.join(", ")} | ${without.peakMb} |`,
-  `| with ${hostileClients} stalled exports + ${hostileClients} BatchGetUsers FULL loops | ${Math.round(withHostile.rate)} | ${withHostile.p50.toFixed(2)} | ${withHostile.p99.toFixed(2)} | ${withHostile.p99s.join(", ")} | ${withHostile.peakMb} |`,
-  `| with ÷ without | ${(withHostile.rate / without.rate).toFixed(2)} | ${(withHostile.p50 / without.p50).toFixed(2)} | **${(withHostile.p99 / without.p99).toFixed(2)}** | | ${(withHostile.peakMb / without.peakMb).toFixed(2)} |`,
+  hostileTable(conditions, windows),
   "",
-  `Hostile load meanwhile: ${withHostile.ok} BatchGetUsers FULL answered OK (10 users, about 3 MB each), ` +
-    `${withHostile.tooLarge} refused RESOURCE_EXHAUSTED REPLY_TOO_LARGE (16 users, about 4.9 MB), ` +
-    `${problems.length === 0 ? "no other answer; every export stayed stalled (headers received, 0 message bytes) for its whole window" : `problems: ${problems.length}`}.`,
+  `Every stalled export got its headers and not one message byte for its whole window (the server waits on flow ` +
+    `control); a fitting BatchGetUsers asks for 10 of the long writers (about 3.0 MB), every fourth asks for 16 ` +
+    `(about 4.9 MB, over the 4 MiB send limit). ${problems.length === 0 ? "No GetUser call failed and no other answer came." : `Problems: ${problems.length} (below).`}`,
 ].join("\n");
 console.log(`\n${report}`);
 if (!quick) {

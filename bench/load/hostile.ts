@@ -111,3 +111,48 @@ export async function batchLoop(
   }
   return counts;
 }
+
+/** Hostile is a hostile load while it runs. */
+export interface Hostile {
+  exports: StalledExport[];
+  /** stop ends the batch loops (after their calls in flight) and closes the stalled exports. */
+  stop(): Promise<BatchCounts[]>;
+}
+
+/**
+ * startHostile opens `exports` stalled exports of the posts from id
+ * firstPost and starts `batches` batch loops over largeIds (10 users a
+ * fitting call, 16 an oversized one), and resolves once every export has
+ * stalled (or ended).
+ */
+export async function startHostile(
+  address: string,
+  counts: { exports: number; batches: number },
+  largeIds: bigint[],
+  firstPost: bigint,
+): Promise<Hostile> {
+  const pick = (n: number) => [...largeIds].sort(() => Math.random() - 0.5).slice(0, n);
+  const exports = Array.from({ length: counts.exports }, () => stallExport(address, `id >= ${firstPost}`));
+  let stopped = false;
+  const loops = Array.from({ length: counts.batches }, () =>
+    batchLoop(
+      address,
+      () => pick(10),
+      () => pick(16),
+      () => stopped,
+    ),
+  );
+  const deadline = Date.now() + 30_000;
+  while (!exports.every((e) => e.headers || e.ended !== undefined) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    exports,
+    stop: async () => {
+      stopped = true;
+      const answered = await Promise.all(loops);
+      for (const e of exports) e.close();
+      return answered;
+    },
+  };
+}
