@@ -25,7 +25,8 @@ import { seed } from "./setup/seed.js";
 // generator thread, apart from the hostile clients. Exits 1 on any GetUser
 // error, any unexpected BatchGetUsers answer, or an export that did not stay
 // stalled; never on timings. --quick: small data, short windows, one round,
-// printed and not written.
+// printed and not written. --profile writes the service's V8 CPU profile to
+// bench/results/tmp/profiles/hostile/.
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     duration: { type: "string" },
     rounds: { type: "string" },
     out: { type: "string", default: "bench/results" },
+    profile: { type: "boolean", default: false },
   },
 });
 const quick = values.quick;
@@ -86,7 +88,7 @@ try {
   postgres = await postgresVersion(database.url);
   const server = await startServer("service", new URL("./servers/service.ts", import.meta.url), {
     env: { DATABASE_URL: database.url, LOG_LEVEL: "info", METRICS_ADDRESS: "", MIGRATE_ON_START: "0", LOG_SQL: "0" },
-    nodeArgs: [],
+    nodeArgs: values.profile ? ["--cpu-prof", "--cpu-prof-dir=bench/results/tmp/profiles/hostile"] : [],
   });
   const load = LoadGenerator.start(1, { data, databaseUrl: database.url, pool: 1 });
   const target = { implementation: "service" as const, address: server.address };
