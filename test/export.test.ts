@@ -8,6 +8,7 @@ import {
   grpcError,
   metricValue,
   poolBackends,
+  queryOnce,
   startTestEnv,
   terminatePool,
   untilStalled,
@@ -68,16 +69,11 @@ it("rejects a bad filter before streaming anything", async () => {
 });
 
 async function cursorQueries(): Promise<number> {
-  const client = new pg.Client({ connectionString: env.db.client.config.connection.connectionString });
-  await client.connect();
-  try {
-    const { rows } = await client.query(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'select \"posts\".*%' AND state <> 'idle' AND pid <> pg_backend_pid()",
-    );
-    return rows[0].n as number;
-  } finally {
-    await client.end();
-  }
+  const [row] = await queryOnce<{ n: number }>(
+    env.db.client.config.connection.connectionString as string,
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'select \"posts\".*%' AND state <> 'idle' AND pid <> pg_backend_pid()",
+  );
+  return row!.n;
 }
 
 it(

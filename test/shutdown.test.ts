@@ -5,7 +5,7 @@ import pg from "pg";
 import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { createClient } from "../src/client/transport.js";
-import { createTestDatabase, grpcError, poolBackends } from "./helpers.js";
+import { createTestDatabase, grpcError, poolBackends, queryOnce } from "./helpers.js";
 import { startServiceProcess } from "./service-process.js";
 import type { ServiceProcess } from "./service-process.js";
 import { slowReader } from "./slow-reader.js";
@@ -25,15 +25,7 @@ after(async () => {
   await database?.drop();
 });
 
-async function query<T>(sql: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: database.url });
-  await client.connect();
-  try {
-    return (await client.query(sql, values)).rows as T[];
-  } finally {
-    await client.end();
-  }
-}
+const query = <T>(sql: string, values: unknown[] = []) => queryOnce<T>(database.url, sql, values);
 
 /** within fails the test instead of hanging when promise takes longer than ms. */
 async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
