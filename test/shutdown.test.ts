@@ -9,6 +9,7 @@ import { createTestDatabase, grpcError, poolBackends, queryOnce } from "./helper
 import { startServiceProcess } from "./service-process.js";
 import type { ServiceProcess } from "./service-process.js";
 import { slowReader } from "./slow-reader.js";
+import type { SlowReader } from "./slow-reader.js";
 
 // The real service process (src/main.ts) receives SIGTERM while two
 // UpdateUser calls wait on row locks held by this test: a load that is in
@@ -133,18 +134,60 @@ it("on SIGTERM: NOT_SERVING first, new calls UNAVAILABLE, calls in flight finish
   }
 });
 
-it("on SIGTERM during an export whose client stopped reading: exits 0 after the grace period, logging stopped", async () => {
-  const grace = 2_000;
+const grace = 2_000;
+
+/**
+ * sigtermDuringExport starts the service with a 2 s grace period, lets stall
+ * leave an ExportUsers of 40,000 users (8 MB: far more than a client's buffer
+ * and the HTTP/2 windows) hanging, sends SIGTERM, and checks that the process
+ * exits 0 once the grace period is over, logging "stopped" after closing its
+ * pool, that the client gets the status the log records, and that no
+ * connection of the service is left.
+ */
+async function sigtermDuringExport(
+  stall: (reader: SlowReader<{ users: unknown[] }>) => Promise<void>,
+): Promise<{ messagesSent: number }> {
   const stalling = await startServiceProcess({ DATABASE_URL: database.url, SHUTDOWN_GRACE_MS: String(grace) });
   service = stalling;
   const insecure = credentials.createInsecure();
   const users = createClient(UserService, stalling.address, insecure, { "grpc.use_local_subchannel_pool": 1 });
   try {
-    // 40,000 users of 200 characters: 8 MB, far more than the client's buffer and the HTTP/2 windows.
-    await query(
-      "INSERT INTO users (name, age) SELECT rpad('export ' || g, 200, '.'), 77 FROM generate_series(1, 40000) g",
-    );
+    const [{ n }] = (await query<{ n: number }>("SELECT count(*)::int AS n FROM users WHERE age = 77")) as [
+      { n: number },
+    ];
+    if (n === 0) {
+      await query(
+        "INSERT INTO users (name, age) SELECT rpad('export ' || g, 200, '.'), 77 FROM generate_series(1, 40000) g",
+      );
+    }
     const reader = slowReader((options) => users.exportUsers({ filter: "age = 77" }, options));
+    await stall(reader);
+    stalling.child.kill("SIGTERM");
+    const { code, signal } = await within("exit", grace + 15_000, stalling.exited);
+    assert.deepEqual({ code, signal }, { code: 0, signal: null });
+    const messages = stalling.lines.map((l) => l.msg);
+    assert.ok(messages.includes("shutting down"));
+    assert.ok(messages.includes("shutdown grace period is over: cancelling the calls still running"));
+    assert.ok(messages.includes("stopped"), "the pool was closed (stopped is logged after it)");
+    // The client gets a status for the export (CANCELLED today: grpc-js's forceShutdown resets the
+    // streams still open), the one the log line records.
+    const error = await within("the export's status", 10_000, reader.readToEnd());
+    assert.ok(error !== undefined, "the export did not end OK");
+    const [line, ...others] = stalling.lines.filter((l) => l.method === "/blog.v1.UserService/ExportUsers");
+    assert.deepEqual(others, []);
+    assert.equal(line?.grpcStatus, error.code, `the client got ${status[error.code]}, the log says ${line?.grpcCode}`);
+    await eventually(
+      "no connection of the service is left",
+      async () => (await poolBackends(database.url)).length === 0,
+    );
+    return { messagesSent: line.messagesSent as number };
+  } finally {
+    users.close();
+  }
+}
+
+it("on SIGTERM during an export whose client stopped reading: exits 0 after the grace period, logging stopped", async () => {
+  const { messagesSent } = await sigtermDuringExport(async (reader) => {
     reader.readOne();
     await eventually("the first message", async () => reader.messages.length === 1);
     // The client reads no more. Once no statement of the service has run for a while, the export waits on it.
@@ -161,26 +204,26 @@ it("on SIGTERM during an export whose client stopped reading: exits 0 after the 
       last = latest;
       return quiet >= 10;
     });
-    stalling.child.kill("SIGTERM");
-    const { code, signal } = await within("exit", grace + 15_000, stalling.exited);
-    assert.deepEqual({ code, signal }, { code: 0, signal: null });
-    const messages = stalling.lines.map((l) => l.msg);
-    assert.ok(messages.includes("shutting down"));
-    assert.ok(messages.includes("shutdown grace period is over: cancelling the calls still running"));
-    assert.ok(messages.includes("stopped"), "the pool was closed (stopped is logged after it)");
-    // The client gets a status for the export (CANCELLED today: grpc-js's forceShutdown resets the
-    // streams still open), the one the log line records, after a part of the export.
-    const error = await within("the export's status", 10_000, reader.readToEnd());
-    assert.ok(error !== undefined, "the export did not end OK");
-    const [line, ...others] = stalling.lines.filter((l) => l.method === "/blog.v1.UserService/ExportUsers");
-    assert.deepEqual(others, []);
-    assert.equal(line?.grpcStatus, error.code, `the client got ${status[error.code]}, the log says ${line?.grpcCode}`);
-    assert.ok((line.messagesSent as number) < 80, `the server sent ${String(line.messagesSent)} of 80 messages`);
-    await eventually(
-      "no connection of the service is left",
-      async () => (await poolBackends(database.url)).length === 0,
-    );
+  });
+  assert.ok(messagesSent < 80, `the server sent ${messagesSent} of 80 messages`);
+});
+
+it("on SIGTERM while an export's chunk statement waits on a lock: the statement is cancelled, the same clean exit", async () => {
+  const locker = new pg.Client({ connectionString: database.url });
+  await locker.connect();
+  try {
+    const { messagesSent } = await sigtermDuringExport(async (reader) => {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+      reader.readOne();
+      await eventually("the export's first chunk statement waits on the lock", async () =>
+        (await poolBackends(database.url)).some((b) => b.waiting && b.query.startsWith('select "users".*')),
+      );
+    });
+    assert.equal(messagesSent, 0);
+    // The lock was held throughout: the pool could close only because the statement was cancelled.
+    assert.equal((await locker.query("SELECT 1 AS one")).rows[0]?.one, 1);
   } finally {
-    users.close();
+    await locker.end();
   }
 });
