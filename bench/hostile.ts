@@ -94,6 +94,18 @@ try {
   const target = { implementation: "service" as const, address: server.address };
   try {
     await load.run(target, "get-user-basic", concurrency, quick ? 1000 : 3000, false); // warm-up
+    // The stall is real: once the exports have their headers, the service sends no SQL at all for a second.
+    const stalled = await startHostile(
+      server.address,
+      { exports: hostileClients, batches: 0 },
+      largeIds,
+      firstLargePost,
+    );
+    const before = await server.statements();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const readAhead = (await server.statements()) - before;
+    await stalled.stop();
+    if (readAhead > 0) problems.push(`the stalled exports went on reading: ${readAhead} statements in a second`);
     for (let round = 1; round <= rounds; round++) {
       for (const condition of conditions) {
         const peak = new PeakMemory(server.pid);
@@ -142,8 +154,8 @@ const report = [
   "",
   hostileTable(conditions, windows),
   "",
-  `Every stalled export got its headers and not one message byte for its whole window (the server waits on flow ` +
-    `control); a fitting BatchGetUsers asks for 10 of the long writers (about 3.0 MB), every fourth asks for 16 ` +
+  `Every stalled export got its headers and not one message byte for its whole window, and with 10 of them open ` +
+    `the service sent no SQL for a second (it waits on flow control, reading no chunk ahead); a fitting BatchGetUsers asks for 10 of the long writers (about 3.0 MB), every fourth asks for 16 ` +
     `(about 4.9 MB, over the 4 MiB send limit). ${problems.length === 0 ? "No GetUser call failed and no other answer came." : `Problems: ${problems.length} (below).`}`,
 ].join("\n");
 console.log(`\n${report}`);
