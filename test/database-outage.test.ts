@@ -216,7 +216,7 @@ async function exportRows(): Promise<bigint[]> {
   return exportedIds;
 }
 
-const exportStatement = /^select "users"\.\*/;
+const exportStatement = /select "users"\.\*/;
 const exportIds = (messages: { users: { id: bigint }[] }[]) => messages.flatMap((m) => m.users.map((u) => u.id));
 
 /** expectPoolBack waits until health says SERVING and the pool has nothing checked out. */
