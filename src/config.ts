@@ -39,6 +39,12 @@ export interface Config {
   streamMaxLifetimeMs: number;
   /** streamIdleWriteMs ends server streams whose client takes no message for that long (STREAM_IDLE_WRITE_TIMEOUT_MS). */
   streamIdleWriteMs: number;
+  /** watchHeartbeatMs: an idle watch sends a heartbeat this often (WATCH_HEARTBEAT_INTERVAL_MS). */
+  watchHeartbeatMs: number;
+  /** watchPollMs: watchers read the feed this often when no notification wakes them (WATCH_POLL_INTERVAL_MS). */
+  watchPollMs: number;
+  /** changeRetentionMs: how long the change feed keeps commits (CHANGE_FEED_RETENTION_HOURS). */
+  changeRetentionMs: number;
 }
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -120,5 +126,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authTokensFile: env.AUTH_TOKENS_FILE ? path.resolve(env.AUTH_TOKENS_FILE) : undefined,
     streamMaxLifetimeMs: positiveInt(env, "STREAM_MAX_LIFETIME_MS", 600_000),
     streamIdleWriteMs: positiveInt(env, "STREAM_IDLE_WRITE_TIMEOUT_MS", 30_000),
+    watchHeartbeatMs: positiveInt(env, "WATCH_HEARTBEAT_INTERVAL_MS", 10_000),
+    watchPollMs: positiveInt(env, "WATCH_POLL_INTERVAL_MS", 1_000),
+    changeRetentionMs: positiveInt(env, "CHANGE_FEED_RETENTION_HOURS", 24) * 3_600_000,
   };
 }

@@ -42,6 +42,10 @@ async function main(config: Config, log: Logger): Promise<void> {
     authTokens,
     streamMaxLifetimeMs: config.streamMaxLifetimeMs,
     streamIdleWriteMs: config.streamIdleWriteMs,
+    watchHeartbeatMs: config.watchHeartbeatMs,
+    watchPollMs: config.watchPollMs,
+    changeRetentionMs: config.changeRetentionMs,
+    changeListenUrl: config.databaseMigrationUrl,
   });
   const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
     await stopDatabase();

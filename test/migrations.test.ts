@@ -28,7 +28,8 @@ async function tables(): Promise<string[]> {
 const first = "20261125090000_create_users_and_posts";
 const second = "20261125100000_etags_idempotency_list_indexes";
 const third = "20261203090000_posts_keyed_by_user";
-const all = [first, second, third];
+const fourth = "20261204040000_change_feed";
+const all = [first, second, third, fourth];
 
 /** indexes are the definitions of a table's indexes, by name. */
 async function indexes(table: string): Promise<Record<string, string>> {
@@ -83,6 +84,9 @@ it("migrates down one step at a time to nothing, and back up", async () => {
   await db("users").insert({ name: "Kept", age: 1 });
   const [user] = await db("users").select("id");
   await db("posts").insert({ userId: user.id, title: "Kept too" });
+  assert.deepEqual(await migrateDown(db), [fourth]);
+  await db("users").update({ age: 2 });
+  assert.equal((await db("users").first())?.age, 2, "without the change feed's triggers, writes still work");
   assert.deepEqual(await migrateDown(db), [third]);
   assert.deepEqual(await indexes("posts").then((i) => [i.posts_pkey, i.posts_user_id_id_index]), [
     "(id)",

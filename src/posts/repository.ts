@@ -5,6 +5,8 @@ import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
+import { listAtHead } from "../db/change-feed.js";
+import type { Listed } from "../db/change-feed.js";
 import { fetchPage, fetchRows, totalSize } from "../list/page.js";
 import type { Page, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
@@ -125,10 +127,15 @@ export class PostRepository extends VersionedRepository<Post> {
     return query;
   }
 
-  /** list reads one keyset page of posts, of one user when userId is not 0. */
-  async list(userId: bigint, query: ListQuery, size: number, tokens: PageTokens): Promise<Page<PostRow>> {
+  /**
+   * list reads one keyset page of posts, of one user when userId is not 0, in
+   * one snapshot with the head of the change feed (the list's watch token).
+   */
+  async list(userId: bigint, query: ListQuery, size: number, tokens: PageTokens): Promise<Listed<Page<PostRow>>> {
     return this.reader.read((db) =>
-      fetchPage<PostRow & Record<string, unknown>>(this.base(db, userId), postsListing, query, size, tokens),
+      listAtHead(db, (trx) =>
+        fetchPage<PostRow & Record<string, unknown>>(this.base(trx, userId), postsListing, query, size, tokens),
+      ),
     );
   }
 

@@ -13,7 +13,8 @@ import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
 import type { Position } from "../list/query.js";
 import { postsListing } from "./listing.js";
-import { postToProto } from "./mapper.js";
+import type { ChangeWatch } from "../grpc/watch.js";
+import { postChangeToProto, postToProto } from "./mapper.js";
 import type { PostFields, PostRepository } from "./repository.js";
 
 function fieldsOf(post: { title: string; content: string }): PostFields {
@@ -25,6 +26,7 @@ export function postService(
   posts: PostRepository,
   pageTokens: () => Promise<PageTokens>,
   maxReplyBytes: number,
+  feed: ChangeWatch,
 ): ServiceImpl<typeof PostService> {
   const messageBytes = maxBytesPerMessage(maxReplyBytes);
   return {
@@ -62,11 +64,16 @@ export function postService(
     async listPosts(request) {
       const tokens = await pageTokens();
       const query = parseListQuery(postsListing, { ...request, parent: String(request.userId) }, tokens);
-      const [page, total] = await Promise.all([
+      const [{ result: page, head }, total] = await Promise.all([
         posts.list(request.userId, query, pageSize(request.pageSize), tokens),
         posts.total(request.userId, query, totalCount(request.totalSizeMode)),
       ]);
-      return { posts: page.rows.map(postToProto), nextPageToken: page.nextPageToken, totalSize: total };
+      return {
+        posts: page.rows.map(postToProto),
+        nextPageToken: page.nextPageToken,
+        totalSize: total,
+        watchToken: feed.listToken(head),
+      };
     },
 
     async batchCreatePosts({ userId, requests }) {
@@ -86,6 +93,14 @@ export function postService(
           yield { posts: batch.map(postToProto) };
         }
       }
+    },
+
+    watchPosts({ resumeToken, userId }, { signal }) {
+      const filter = { resource: "post" as const, ...(userId === 0n ? {} : { userId }) };
+      return feed.watch(filter, resumeToken, signal, (changes, token) => ({
+        changes: changes.map(postChangeToProto),
+        resumeToken: token,
+      }));
     },
   };
 }

@@ -1,5 +1,7 @@
 import type { Knex } from "knex";
 import { Batcher, WriteBatcher } from "../db/batcher.js";
+import { listAtHead } from "../db/change-feed.js";
+import type { Listed } from "../db/change-feed.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
@@ -141,10 +143,11 @@ export class UserRepository extends VersionedRepository<User> {
   /**
    * list reads one keyset page; withPosts loads every listed user's first
    * posts with one more statement (Objection fetchGraph, the withGraphFetched
-   * of already loaded models), capped per user with a LATERAL LIMIT.
+   * of already loaded models), capped per user with a LATERAL LIMIT. It reads
+   * in one snapshot with the head of the change feed (the list's watch token).
    */
-  list(query: ListQuery, size: number, withPosts: boolean, tokens: PageTokens): Promise<Page<User>> {
-    return this.reader.read((db) => this.listOn(db, query, size, withPosts, tokens));
+  list(query: ListQuery, size: number, withPosts: boolean, tokens: PageTokens): Promise<Listed<Page<User>>> {
+    return this.reader.read((db) => listAtHead(db, (trx) => this.listOn(trx, query, size, withPosts, tokens)));
   }
 
   private async listOn(

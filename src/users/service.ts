@@ -13,7 +13,8 @@ import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
 import type { Position } from "../list/query.js";
 import { exportChunks } from "../list/export.js";
-import { userBytes, userToProto } from "./mapper.js";
+import type { ChangeWatch } from "../grpc/watch.js";
+import { userBytes, userChangeToProto, userToProto } from "./mapper.js";
 import type { User } from "./model.js";
 import { usersListing } from "./listing.js";
 import type { UserFields, UserRepository } from "./repository.js";
@@ -41,6 +42,7 @@ export function userService(
   users: UserRepository,
   pageTokens: () => Promise<PageTokens>,
   maxReplyBytes: number,
+  feed: ChangeWatch,
 ): ServiceImpl<typeof UserService> {
   const messageBytes = maxBytesPerMessage(maxReplyBytes);
   return {
@@ -94,11 +96,16 @@ export function userService(
       const tokens = await pageTokens();
       const query = parseListQuery(usersListing, request, tokens);
       const withPosts = request.view === UserView.FULL;
-      const [page, total] = await Promise.all([
+      const [{ result: page, head }, total] = await Promise.all([
         users.list(query, pageSize(request.pageSize), withPosts, tokens),
         users.total(query, totalCount(request.totalSizeMode)),
       ]);
-      return { users: page.rows.map(userToProto), nextPageToken: page.nextPageToken, totalSize: total };
+      return {
+        users: page.rows.map(userToProto),
+        nextPageToken: page.nextPageToken,
+        totalSize: total,
+        watchToken: feed.listToken(head),
+      };
     },
 
     async batchGetUsers({ ids, view }) {
@@ -118,6 +125,13 @@ export function userService(
         for (const batch of messageBatches(rows, (u) => utf8Bytes(u.name), messageBytes))
           yield { users: batch.map(userToProto) };
       }
+    },
+
+    watchUsers({ resumeToken }, { signal }) {
+      return feed.watch({ resource: "user" }, resumeToken, signal, (changes, token) => ({
+        changes: changes.map(userChangeToProto),
+        resumeToken: token,
+      }));
     },
   };
 }
