@@ -12,12 +12,15 @@ const channel = "blog_changes";
  * through PgBouncer in transaction mode: give listenUrl, the primary itself,
  * when the pool goes through a pooler). Notifications only wake; watchers
  * also poll every pollMs, so a lost notification (the listening connection
- * dropped, the database restarted) only delays a change, never loses it.
+ * dropped, the database restarted) only delays a change, never loses it. The
+ * poll is one timer per process that wakes every watcher at once, so watchers
+ * at the same position can share one read (grpc/watch.ts).
  */
 export class ChangeNotifier {
   private client: pg.Client | undefined;
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
+  private poll: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<() => void>();
   /** counter goes up on every notification: a watcher compares it before and after a read. */
   counter = 0;
@@ -32,6 +35,7 @@ export class ChangeNotifier {
   /** start connects and listens; a failure is retried in the background (watchers poll meanwhile). */
   start(): void {
     this.closed = false;
+    this.poll = setInterval(() => this.wake(), this.pollMs).unref();
     void this.connect();
   }
 
@@ -67,21 +71,27 @@ export class ChangeNotifier {
   }
 
   /**
-   * wait resolves at the first notification after `seen` (at once if one came
-   * since), after timeoutMs, or when signal aborts.
+   * wait resolves at the first wake-up (a notification or the poll) after
+   * `seen` (at once if one came since) with true, or with false after
+   * timeoutMs (at most pollMs when not started: then each watcher polls on
+   * its own) or when signal aborts.
    */
-  wait(seen: number, timeoutMs: number, signal: AbortSignal): Promise<void> {
-    if (this.counter !== seen || signal.aborted) return Promise.resolve();
+  wait(seen: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    if (this.counter !== seen) return Promise.resolve(true);
+    if (signal.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (woken: boolean) => {
         clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        this.waiters.delete(done);
-        resolve();
+        signal.removeEventListener("abort", aborted);
+        this.waiters.delete(wake);
+        resolve(woken);
       };
-      const timer = setTimeout(done, Math.min(timeoutMs, this.pollMs));
-      signal.addEventListener("abort", done);
-      this.waiters.add(done);
+      const wake = () => done(true);
+      const aborted = () => done(false);
+      // Started, the poll timer wakes every watcher; else each polls on its own.
+      const timer = setTimeout(aborted, this.poll === undefined ? Math.min(timeoutMs, this.pollMs) : timeoutMs);
+      signal.addEventListener("abort", aborted);
+      this.waiters.add(wake);
     });
   }
 
@@ -89,6 +99,8 @@ export class ChangeNotifier {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retry);
+    clearInterval(this.poll);
+    this.poll = undefined;
     const client = this.client;
     this.client = undefined;
     this.wake();

@@ -55,6 +55,7 @@ export class ChangeWatch {
   private readonly slots: number;
   private running = 0;
   private readonly queue: (() => void)[] = [];
+  private readonly shared = new Map<string, { seen: number; chunk: Promise<Chunk> }>();
   private closed = false;
   /** live are the watches running: close() wakes each one. */
   private readonly live = new Set<AbortController>();
@@ -68,8 +69,28 @@ export class ChangeWatch {
     this.slots = options.readConcurrency ?? 2;
   }
 
-  /** read is one chunk of the feed, waiting for a read slot first. */
-  private async read(after: FeedPosition, filter: FeedFilter): Promise<Chunk> {
+  /**
+   * read is one chunk of the feed. Watchers at the same position with the same
+   * filter, woken by the same notification or poll (`seen`), share one read:
+   * it started after every commit that wake-up announced, so it is as fresh
+   * for each of them as one of their own. `fresh` (a watcher woken by its own
+   * timer, not a wake-up) never shares.
+   */
+  private read(after: FeedPosition, filter: FeedFilter, seen: number, fresh: boolean): Promise<Chunk> {
+    if (fresh) return this.limited(after, filter);
+    const key = `${after.seq}.${after.id}.${filter.resource}.${filter.userId ?? ""}`;
+    const hit = this.shared.get(key);
+    if (hit !== undefined && hit.seen === seen) return hit.chunk;
+    // Reads of older wake-ups are shared no more (those reading them keep their own reference).
+    for (const [k, v] of this.shared) if (v.seen < seen) this.shared.delete(k);
+    const entry = { seen, chunk: this.limited(after, filter) };
+    this.shared.set(key, entry);
+    entry.chunk.catch(() => this.shared.get(key) === entry && this.shared.delete(key));
+    return entry.chunk;
+  }
+
+  /** limited reads one chunk, waiting for a read slot first. */
+  private async limited(after: FeedPosition, filter: FeedFilter): Promise<Chunk> {
     if (this.running >= this.slots) await new Promise<void>((resolve) => this.queue.push(resolve));
     else this.running++;
     try {
@@ -117,10 +138,11 @@ export class ChangeWatch {
     const { heartbeatMs } = this.options;
     let position = from;
     let lastSent: number | undefined;
+    let fresh = true;
     while (!signal.aborted) {
       if (this.closed) throw shuttingDown;
       const seen = this.notifier.counter;
-      const chunk = await this.read(position, filter);
+      const chunk = await this.read(position, filter, seen, fresh);
       const batches = [...messageBatches(chunk.changes, changeBytes, this.messageBytes)];
       for (const [i, batch] of batches.entries()) {
         const last = batch.at(-1)!;
@@ -133,8 +155,9 @@ export class ChangeWatch {
         sent = true;
       }
       if (sent || lastSent === undefined) lastSent = Date.now();
+      fresh = false;
       if (chunk.more) continue;
-      await this.notifier.wait(seen, Math.max(1, lastSent + heartbeatMs - Date.now()), stop);
+      fresh = !(await this.notifier.wait(seen, Math.max(1, lastSent + heartbeatMs - Date.now()), stop));
     }
   }
 
