@@ -47,6 +47,12 @@ export interface Config {
   streamPoolShare: number;
   /** largeReadsMax is how many BatchGetUsers and ListUsers with view FULL run at once (LARGE_READS_MAX). */
   largeReadsMax: number;
+  /** watchHeartbeatMs: an idle watch sends a heartbeat this often (WATCH_HEARTBEAT_INTERVAL_MS). */
+  watchHeartbeatMs: number;
+  /** watchPollMs: watchers read the feed this often when no notification wakes them (WATCH_POLL_INTERVAL_MS). */
+  watchPollMs: number;
+  /** changeRetentionMs: how long the change feed keeps commits (CHANGE_FEED_RETENTION_HOURS). */
+  changeRetentionMs: number;
 }
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -135,5 +141,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     streamMaxPerProcess: positiveInt(env, "STREAM_MAX_PER_PROCESS", 256),
     streamPoolShare,
     largeReadsMax: positiveInt(env, "LARGE_READS_MAX", 2),
+    watchHeartbeatMs: positiveInt(env, "WATCH_HEARTBEAT_INTERVAL_MS", 10_000),
+    watchPollMs: positiveInt(env, "WATCH_POLL_INTERVAL_MS", 1_000),
+    changeRetentionMs: positiveInt(env, "CHANGE_FEED_RETENTION_HOURS", 24) * 3_600_000,
   };
 }

@@ -45,6 +45,10 @@ async function main(config: Config, log: Logger): Promise<void> {
     streamCaps: { perConnection: config.streamMaxPerConnection, perProcess: config.streamMaxPerProcess },
     streamPoolShare: config.streamPoolShare,
     largeReadsMax: config.largeReadsMax,
+    watchHeartbeatMs: config.watchHeartbeatMs,
+    watchPollMs: config.watchPollMs,
+    changeRetentionMs: config.changeRetentionMs,
+    changeListenUrl: config.databaseMigrationUrl,
   });
   const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
     await stopDatabase();

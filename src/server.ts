@@ -18,6 +18,8 @@ import { streamCaps } from "./grpc/stream-caps.js";
 import { takingTurns } from "./grpc/turns.js";
 import type { StreamCaps } from "./grpc/stream-caps.js";
 import { validation } from "./grpc/validation.js";
+import { ChangeWatch } from "./grpc/watch.js";
+import { pruneChanges } from "./db/change-retention.js";
 import { pruneRequestIds } from "./db/idempotency.js";
 import { monitorDatabase } from "./db/monitor.js";
 import { PoolShare } from "./db/pool-share.js";
@@ -57,6 +59,14 @@ export interface ServerDeps {
   streamPoolShare?: number;
   /** largeReadsMax is how many BatchGetUsers and ListUsers with view FULL run at once (LARGE_READS_MAX; default 2). */
   largeReadsMax?: number;
+  /** watchHeartbeatMs: a watch that sent nothing for this long sends a heartbeat (WATCH_HEARTBEAT_INTERVAL_MS; default 10 s). */
+  watchHeartbeatMs?: number;
+  /** watchPollMs: watchers read the feed at least this often, notified or not (WATCH_POLL_INTERVAL_MS; default 1 s). */
+  watchPollMs?: number;
+  /** changeRetentionMs: the change feed keeps commits this long (CHANGE_FEED_RETENTION_HOURS; default 24 h). */
+  changeRetentionMs?: number;
+  /** changeListenUrl is where the change feed LISTENs: a direct connection (DATABASE_MIGRATION_URL) when db goes through PgBouncer. */
+  changeListenUrl?: string;
 }
 
 /** BlogServer is a configured server that has not started listening. */
@@ -98,6 +108,10 @@ export function createServer({
   streamCaps: caps = { perConnection: 16, perProcess: 256 },
   streamPoolShare,
   largeReadsMax = 2,
+  watchHeartbeatMs = 10_000,
+  watchPollMs = 1_000,
+  changeRetentionMs = 24 * 3_600_000,
+  changeListenUrl,
 }: ServerDeps): BlogServer {
   const server = new Server(grpcOptions);
   const health = new HealthStatus(
@@ -129,13 +143,22 @@ export function createServer({
     maxReplyBytes,
     streamShare: streamPoolShare === undefined ? PoolShare.half(db) : new PoolShare(streamPoolShare),
   };
+  // Watchers read the primary: the feed's LISTEN connection and its positions are the primary's.
+  const feed = new ChangeWatch(db, {
+    heartbeatMs: watchHeartbeatMs,
+    pollMs: watchPollMs,
+    maxReplyBytes,
+    ...(changeListenUrl === undefined ? {} : { listenUrl: changeListenUrl }),
+    onNotifierError: (error) =>
+      log.warn({ err: error }, "change feed: LISTEN connection lost; watchers poll meanwhile"),
+  });
   server.addService(
     serviceDefinition(UserService),
-    implement(UserService, userService(new UserRepository(db, reader), pageTokens, limits), options),
+    implement(UserService, userService(new UserRepository(db, reader), pageTokens, limits, feed), options),
   );
   server.addService(
     serviceDefinition(PostService),
-    implement(PostService, postService(new PostRepository(db, reader), pageTokens, limits), options),
+    implement(PostService, postService(new PostRepository(db, reader), pageTokens, limits, feed), options),
   );
   server.addService(serviceDefinition(Health), implement(Health, healthService(health), { logError, ...streams }));
   addReflection(server, [...apiServices, Health]);
@@ -162,6 +185,13 @@ export function createServer({
       (forgotten) => forgotten > 0 && log.info({ forgotten }, "pruned expired request ids"),
       (error: unknown) => log.warn({ err: error }, "pruning request ids failed"),
     );
+  // Change feed commits past their retention go every minute, in bounded statements.
+  let pruningChanges: NodeJS.Timeout | undefined;
+  const pruneFeed = () =>
+    pruneChanges(db, changeRetentionMs).then(
+      (forgotten) => forgotten > 0 && log.info({ forgotten }, "pruned change feed commits past retention"),
+      (error: unknown) => log.warn({ err: error }, "pruning the change feed failed"),
+    );
 
   return {
     health,
@@ -171,15 +201,19 @@ export function createServer({
         server.bindAsync(address, credentials, (error, port) => {
           if (error) return reject(error);
           pruning = setInterval(prune, 3_600_000).unref();
+          pruningChanges = setInterval(pruneFeed, 60_000).unref();
+          feed.notifier.start();
           monitor.start().then(() => resolve(port), reject);
         });
       }),
     shutdown: (graceMs) =>
       new Promise((resolve) => {
         clearInterval(pruning);
+        clearInterval(pruningChanges);
         const monitorStopped = monitor.stop();
         health.setAll(ServingStatus.NOT_SERVING);
         health.close();
+        const feedClosed = feed.close();
         const force = setTimeout(() => {
           log.warn({ graceMs }, "shutdown grace period is over: cancelling the calls still running");
           server.forceShutdown();
@@ -187,7 +221,7 @@ export function createServer({
         server.tryShutdown(() => {
           clearTimeout(force);
           observability.close();
-          void monitorStopped.then(() => resolve());
+          void Promise.all([monitorStopped, feedClosed]).then(() => resolve());
         });
       }),
   };

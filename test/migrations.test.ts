@@ -28,8 +28,9 @@ async function tables(): Promise<string[]> {
 const first = "20261125090000_create_users_and_posts";
 const second = "20261125100000_etags_idempotency_list_indexes";
 const third = "20261203090000_posts_keyed_by_user";
-const fourth = "20261204090000_batch_request_ids";
-const all = [first, second, third, fourth];
+const fourth = "20261204040000_change_feed";
+const fifth = "20261204090000_batch_request_ids";
+const all = [first, second, third, fourth, fifth];
 
 /** indexes are the definitions of a table's indexes, by name. */
 async function indexes(table: string): Promise<Record<string, string>> {
@@ -84,8 +85,11 @@ it("migrates down one step at a time to nothing, and back up", async () => {
   await db("users").insert({ name: "Kept", age: 1 });
   const [user] = await db("users").select("id");
   await db("posts").insert({ userId: user.id, title: "Kept too" });
-  assert.deepEqual(await migrateDown(db), [fourth]);
+  assert.deepEqual(await migrateDown(db), [fifth]);
   assert.equal(await db.schema.hasColumn("idempotency_keys", "resource_ids"), false);
+  assert.deepEqual(await migrateDown(db), [fourth]);
+  await db("users").update({ age: 2 });
+  assert.equal((await db("users").first())?.age, 2, "without the change feed's triggers, writes still work");
   assert.deepEqual(await migrateDown(db), [third]);
   assert.deepEqual(await indexes("posts").then((i) => [i.posts_pkey, i.posts_user_id_id_index]), [
     "(id)",

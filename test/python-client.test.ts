@@ -66,12 +66,12 @@ after(async () => {
   if (generated) await rm(generated, { recursive: true, force: true });
 });
 
-it("a Python client generated from proto/ creates, reads and deletes", { skip: missing }, async () => {
+it("a Python client generated from proto/ creates, reads, deletes and watches", { skip: missing }, async () => {
   const { stdout } = await run(tools.python, [path.join(root, "test/python/blog_client.py"), env.address], {
     env: { ...process.env, PYTHONPATH: generated, PYTHONDONTWRITEBYTECODE: "1" },
   });
   const lines = stdout.trim().split("\n");
-  assert.equal(lines.length, 6, stdout);
+  assert.equal(lines.length, 7, stdout);
   const id = /^created user (\d+): Grace Hopper, 85$/.exec(lines[0]!)?.[1];
   assert.ok(id, lines[0]);
   const postId = /^created post (\d+): COBOL$/.exec(lines[1]!)?.[1];
@@ -81,5 +81,6 @@ it("a Python client generated from proto/ creates, reads and deletes", { skip: m
   assert.equal(lines[3], `GetUser ${missingId}: NOT_FOUND: user ${missingId} not found`);
   assert.equal(lines[4], `deleted user ${id}`);
   assert.equal(lines[5], `GetPost ${postId}: NOT_FOUND: post ${postId} not found`);
+  assert.equal(lines[6], `watched user ${id}: CHANGE_TYPE_CREATED, CHANGE_TYPE_DELETED`);
   assert.equal((await env.users.countUsers({})).count, 0n, "the user is gone for the TypeScript client too");
 });

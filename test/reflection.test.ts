@@ -54,6 +54,7 @@ describe("server reflection", () => {
       "blog.v1.UserService/GetUser",
       "blog.v1.UserService/ListUsers",
       "blog.v1.UserService/UpdateUser",
+      "blog.v1.UserService/WatchUsers",
     ]);
   });
 

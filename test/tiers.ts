@@ -32,6 +32,7 @@ export const E2E_FILES: readonly string[] = [
   "test/secrets.test.ts", // the service process
   "test/shutdown.test.ts", // the service process, SIGTERM
   "test/tls.test.ts", // openssl
+  "test/watch-checker.test.ts", // a PostgreSQL of its own, restarted; the service process, kill -9
 ];
 
 /** Tier names a half of the test files; no tier is every file. */

@@ -6,8 +6,10 @@ import type { PromiseClient } from "./transport.js";
 import { withDefaults } from "./call.js";
 import { channelOptions } from "./options.js";
 import { readYourWrites } from "./read-your-writes.js";
+import { resumingWatch } from "./watch.js";
 import type { BlogClientOptions } from "./options.js";
 
+export * from "../../gen/blog/v1/change_pb.js";
 export * from "../../gen/blog/v1/list_pb.js";
 export * from "../../gen/blog/v1/post_pb.js";
 export * from "../../gen/blog/v1/post_service_pb.js";
@@ -17,6 +19,7 @@ export type { ClientCallOptions } from "./transport.js";
 export { BlogClientError, decodeErrorDetails } from "./errors.js";
 export type { ErrorDetail } from "./errors.js";
 export type { BlogClientOptions, RetryOptions } from "./options.js";
+export { resumable } from "./watch.js";
 // The grpc-js values a caller needs, from the copy this client uses, so that
 // credentials and metadata pass its instanceof checks.
 export { Metadata, credentials, status } from "@grpc/grpc-js";
@@ -47,9 +50,12 @@ export function createBlogClient(address: string, options: BlogClientOptions = {
   const metadata = options.metadata?.clone() ?? new Metadata();
   if (options.token !== undefined) metadata.set("authorization", `Bearer ${options.token}`);
   const defaults = { deadlineMs: options.defaultDeadlineMs ?? 10_000, metadata, retry: options.retry ?? {} };
+  const users = withDefaults(UserService, createClient(UserService, address, creds, shared), defaults);
+  const posts = withDefaults(PostService, createClient(PostService, address, creds, shared), defaults);
+  // Watches resume by themselves from their last resume_token (client/watch.ts).
   return {
-    users: withDefaults(UserService, createClient(UserService, address, creds, shared), defaults),
-    posts: withDefaults(PostService, createClient(PostService, address, creds, shared), defaults),
+    users: { ...users, watchUsers: (request, callOptions) => resumingWatch(users.watchUsers, request, callOptions) },
+    posts: { ...posts, watchPosts: (request, callOptions) => resumingWatch(posts.watchPosts, request, callOptions) },
     close: () => channel.close(),
   };
 }

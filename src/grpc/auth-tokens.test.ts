@@ -27,11 +27,13 @@ it("read access is exactly the methods the protos mark NO_SIDE_EFFECTS", () => {
     "blog.v1.PostService/ExportPosts",
     "blog.v1.PostService/GetPost",
     "blog.v1.PostService/ListPosts",
+    "blog.v1.PostService/WatchPosts",
     "blog.v1.UserService/BatchGetUsers",
     "blog.v1.UserService/CountUsers",
     "blog.v1.UserService/ExportUsers",
     "blog.v1.UserService/GetUser",
     "blog.v1.UserService/ListUsers",
+    "blog.v1.UserService/WatchUsers",
   ]);
   // DeleteUser is IDEMPOTENT, not NO_SIDE_EFFECTS: a write.
   const denied = tokens.check(bearer(readToken), "blog.v1.UserService/DeleteUser");

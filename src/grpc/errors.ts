@@ -10,6 +10,7 @@ import {
   ResourceInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { FeedPositionAhead, FeedPositionExpired } from "../db/change-feed.js";
 import { CallCancelled, DeadlineExceeded, MissingReference, classify } from "../db/errors.js";
 import type { DatabaseFailure } from "../db/errors.js";
 import { InvalidInput } from "../list/invalid-input.js";
@@ -163,6 +164,20 @@ export function toServiceError(error: unknown, log: ErrorLogger): ServiceError {
     return new ServiceError(status.DEADLINE_EXCEEDED, error.message, [errorInfo("DEADLINE_EXCEEDED")]);
   }
   if (error instanceof CallCancelled) return new ServiceError(status.CANCELLED, error.message);
+  if (error instanceof FeedPositionExpired) {
+    return new ServiceError(
+      status.OUT_OF_RANGE,
+      "resume_token: is older than the change feed's retention; list again and watch from the list's watch_token",
+      [errorInfo("RESUME_TOKEN_EXPIRED", { prunedThrough: String(error.prunedThrough) })],
+    );
+  }
+  if (error instanceof FeedPositionAhead) {
+    return new ServiceError(
+      status.OUT_OF_RANGE,
+      "resume_token: is past the end of this database's change feed (a token of another database, or from before a restore); list again and watch from the list's watch_token",
+      [errorInfo("RESUME_TOKEN_AHEAD")],
+    );
+  }
   const classified = classify(error);
   if (classified === undefined) {
     log(error, "unexpected error");

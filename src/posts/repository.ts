@@ -6,6 +6,8 @@ import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
+import { listAtHead } from "../db/change-feed.js";
+import type { Listed } from "../db/change-feed.js";
 import { fetchPage, fetchRows, totalSize } from "../list/page.js";
 import type { Page, Rows, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
@@ -148,16 +150,29 @@ export class PostRepository extends VersionedRepository<Post> {
     return query;
   }
 
-  /** list reads one keyset page of posts, of one user when userId is not 0, that takes at most about maxBytes. */
+  /**
+   * list reads one keyset page of posts, of one user when userId is not 0,
+   * that takes at most about maxBytes, in one snapshot with the head of the
+   * change feed (the list's watch token).
+   */
   async list(
     userId: bigint,
     query: ListQuery,
     size: number,
     tokens: PageTokens,
     maxBytes: number,
-  ): Promise<Page<PostRow>> {
+  ): Promise<Listed<Page<PostRow>>> {
     return this.reader.read((db) =>
-      fetchPage<PostRow & Record<string, unknown>>(this.base(db, userId), postsListing, query, size, tokens, maxBytes),
+      listAtHead(db, (trx) =>
+        fetchPage<PostRow & Record<string, unknown>>(
+          this.base(trx, userId),
+          postsListing,
+          query,
+          size,
+          tokens,
+          maxBytes,
+        ),
+      ),
     );
   }
 

@@ -15,7 +15,8 @@ import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
 import type { Position } from "../list/query.js";
 import { postsListing } from "./listing.js";
-import { postToProto } from "./mapper.js";
+import type { ChangeWatch } from "../grpc/watch.js";
+import { postChangeToProto, postToProto } from "./mapper.js";
 import type { PostFields, PostRepository } from "./repository.js";
 
 function fieldsOf(post: { title: string; content: string }): PostFields {
@@ -27,6 +28,7 @@ export function postService(
   posts: PostRepository,
   pageTokens: () => Promise<PageTokens>,
   { maxReplyBytes, streamShare }: ServiceLimits,
+  feed: ChangeWatch,
 ): ServiceImpl<typeof PostService> {
   const messageBytes = maxBytesPerMessage(maxReplyBytes);
   const pageBytes = listPageBytes(maxReplyBytes);
@@ -65,13 +67,18 @@ export function postService(
     async listPosts(request) {
       const tokens = await pageTokens();
       const query = parseListQuery(postsListing, { ...request, parent: String(request.userId) }, tokens);
-      const [page, total] = await Promise.all([
+      const [{ result: page, head }, total] = await Promise.all([
         posts.list(request.userId, query, pageSize(request.pageSize), tokens, pageBytes),
         posts.total(request.userId, query, totalCount(request.totalSizeMode)),
       ]);
       const bytes = page.rows.reduce((sum, p) => sum + utf8Bytes(p.title, p.content), 0);
       replyWithin(bytes, pageBytes, "this post alone is larger than the server sends in one message");
-      return { posts: page.rows.map(postToProto), nextPageToken: page.nextPageToken, totalSize: total };
+      return {
+        posts: page.rows.map(postToProto),
+        nextPageToken: page.nextPageToken,
+        totalSize: total,
+        watchToken: feed.listToken(head),
+      };
     },
 
     async batchCreatePosts(request) {
@@ -102,6 +109,14 @@ export function postService(
           yield { posts: batch.map(postToProto) };
         }
       }
+    },
+
+    watchPosts({ resumeToken, userId }, { signal }) {
+      const filter = { resource: "post" as const, ...(userId === 0n ? {} : { userId }) };
+      return feed.watch(filter, resumeToken, signal, (changes, token) => ({
+        changes: changes.map(postChangeToProto),
+        resumeToken: token,
+      }));
     },
   };
 }

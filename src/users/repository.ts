@@ -1,5 +1,7 @@
 import type { Knex } from "knex";
 import { Batcher, WriteBatcher } from "../db/batcher.js";
+import { listAtHead } from "../db/change-feed.js";
+import type { Listed } from "../db/change-feed.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
@@ -147,10 +149,19 @@ export class UserRepository extends VersionedRepository<User> {
    * within maxBytes: the posts are read in page order while those before
    * them take less than maxBytes, and the page ends before the first user
    * whose posts do not fit (the next page starts there). A first user that
-   * alone takes more is kept, for the service to refuse.
+   * alone takes more is kept, for the service to refuse. It reads in one
+   * snapshot with the head of the change feed (the list's watch token).
    */
-  list(query: ListQuery, size: number, withPosts: boolean, tokens: PageTokens, maxBytes: number): Promise<Page<User>> {
-    return this.reader.read((db) => this.listOn(db, query, size, withPosts, tokens, maxBytes));
+  list(
+    query: ListQuery,
+    size: number,
+    withPosts: boolean,
+    tokens: PageTokens,
+    maxBytes: number,
+  ): Promise<Listed<Page<User>>> {
+    return this.reader.read((db) =>
+      listAtHead(db, (trx) => this.listOn(trx, query, size, withPosts, tokens, maxBytes)),
+    );
   }
 
   private async listOn(

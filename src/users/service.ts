@@ -15,7 +15,8 @@ import type { PageTokens } from "../list/page-token.js";
 import { pageSize, parseListQuery } from "../list/query.js";
 import type { Position } from "../list/query.js";
 import { exportChunks } from "../list/export.js";
-import { userToProto } from "./mapper.js";
+import type { ChangeWatch } from "../grpc/watch.js";
+import { userChangeToProto, userToProto } from "./mapper.js";
 import { userBytes } from "./model.js";
 import type { User } from "./model.js";
 import { usersListing } from "./listing.js";
@@ -44,6 +45,7 @@ export function userService(
   users: UserRepository,
   pageTokens: () => Promise<PageTokens>,
   { maxReplyBytes, streamShare }: ServiceLimits,
+  feed: ChangeWatch,
 ): ServiceImpl<typeof UserService> {
   const messageBytes = maxBytesPerMessage(maxReplyBytes);
   const pageBytes = listPageBytes(maxReplyBytes);
@@ -98,14 +100,19 @@ export function userService(
       const tokens = await pageTokens();
       const query = parseListQuery(usersListing, request, tokens);
       const withPosts = request.view === UserView.FULL;
-      const [page, total] = await Promise.all([
+      const [{ result: page, head }, total] = await Promise.all([
         users.list(query, pageSize(request.pageSize), withPosts, tokens, pageBytes),
         users.total(query, totalCount(request.totalSizeMode)),
       ]);
       // Only a first user whose posts alone take more than a page may is refused.
       const bytes = page.rows.reduce((sum, u) => sum + userBytes(u), 0);
       replyWithin(bytes, pageBytes, "this user's posts alone take more: read them with ListPosts, or use view BASIC");
-      return { users: page.rows.map(userToProto), nextPageToken: page.nextPageToken, totalSize: total };
+      return {
+        users: page.rows.map(userToProto),
+        nextPageToken: page.nextPageToken,
+        totalSize: total,
+        watchToken: feed.listToken(head),
+      };
     },
 
     async batchGetUsers({ ids, view }) {
@@ -125,6 +132,13 @@ export function userService(
         for (const batch of messageBatches(rows, (u) => utf8Bytes(u.name), messageBytes))
           yield { users: batch.map(userToProto) };
       }
+    },
+
+    watchUsers({ resumeToken }, { signal }) {
+      return feed.watch({ resource: "user" }, resumeToken, signal, (changes, token) => ({
+        changes: changes.map(userChangeToProto),
+        resumeToken: token,
+      }));
     },
   };
 }

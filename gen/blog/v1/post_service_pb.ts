@@ -4,20 +4,22 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ChangeType } from "./change_pb.js";
+import { file_blog_v1_change } from "./change_pb.js";
 import type { TotalSizeMode } from "./list_pb.js";
 import { file_blog_v1_list } from "./list_pb.js";
 import type { Post } from "./post_pb.js";
 import { file_blog_v1_post } from "./post_pb.js";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file blog/v1/post_service.proto.
  */
 export const file_blog_v1_post_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpibG9nL3YxL3Bvc3Rfc2VydmljZS5wcm90bxIHYmxvZy52MSKwAQoRQ3JlYXRlUG9zdFJlcXVlc3QSegoEcG9zdBgBIAEoCzINLmJsb2cudjEuUG9zdEJdukhaugFUCiBjcmVhdGVfcG9zdF9yZXF1ZXN0LnBvc3QudXNlcl9pZBIedXNlcl9pZCBtdXN0IGJlIGdyZWF0ZXIgdGhhbiAwGhB0aGlzLnVzZXJfaWQgPiAwyAEBEh8KCnJlcXVlc3RfaWQYAiABKAlCC7pICNgBAXIDsAEBIjEKEkNyZWF0ZVBvc3RSZXNwb25zZRIbCgRwb3N0GAEgASgLMg0uYmxvZy52MS5Qb3N0IiUKDkdldFBvc3RSZXF1ZXN0EhMKAmlkGAEgASgDQge6SAQiAiAAIi4KD0dldFBvc3RSZXNwb25zZRIbCgRwb3N0GAEgASgLMg0uYmxvZy52MS5Qb3N0Is8CChFVcGRhdGVQb3N0UmVxdWVzdBKGAQoEcG9zdBgBIAEoCzINLmJsb2cudjEuUG9zdEJpukhmugFgCht1cGRhdGVfcG9zdF9yZXF1ZXN0LnBvc3QuaWQSNGlkIG11c3QgYmUgZ3JlYXRlciB0aGFuIDAgdG8gcGljayB0aGUgcG9zdCB0byB1cGRhdGUaC3RoaXMuaWQgPiAwyAEBErABCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCf7pIfLoBeQoldXBkYXRlX3Bvc3RfcmVxdWVzdC51cGRhdGVfbWFzay5wYXRocxIicGF0aHMgbXVzdCBiZSAidGl0bGUiIG9yICJjb250ZW50IhosdGhpcy5wYXRocy5hbGwocCwgcCBpbiBbJ3RpdGxlJywgJ2NvbnRlbnQnXSkiMQoSVXBkYXRlUG9zdFJlc3BvbnNlEhsKBHBvc3QYASABKAsyDS5ibG9nLnYxLlBvc3QiNgoRRGVsZXRlUG9zdFJlcXVlc3QSEwoCaWQYASABKANCB7pIBCICIAASDAoEZXRhZxgCIAEoCSIUChJEZWxldGVQb3N0UmVzcG9uc2UiwQIKEExpc3RQb3N0c1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoA0IHukgEIgIoABIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgCASgQEKBmZpbHRlchgEIAEoCUJxukhuugFmCiBsaXN0X3Bvc3RzX3JlcXVlc3QuZmlsdGVyLm5vX251bBIobXVzdCBub3QgY29udGFpbiBOVUwgY2hhcmFjdGVycyAoVSswMDAwKRoYIXRoaXMuY29udGFpbnMoJ1x1MDAwMCcpcgMY0A8SGgoIb3JkZXJfYnkYBSABKAlCCLpIBXIDGMgBEjkKD3RvdGFsX3NpemVfbW9kZRgGIAEoDjIWLmJsb2cudjEuVG90YWxTaXplTW9kZUIIukgFggECEAEicgoRTGlzdFBvc3RzUmVzcG9uc2USHAoFcG9zdHMYASADKAsyDS5ibG9nLnYxLlBvc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhcKCnRvdGFsX3NpemUYAyABKANIAIgBAUINCgtfdG90YWxfc2l6ZSLiAwoXQmF0Y2hDcmVhdGVQb3N0c1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoA0IHukgEIgIgABI5CghyZXF1ZXN0cxgCIAMoCzIaLmJsb2cudjEuQ3JlYXRlUG9zdFJlcXVlc3RCC7pICJIBBQgBEOgHEh8KCnJlcXVlc3RfaWQYAyABKAlCC7pICNgBAXIDsAEBOtACukjMAhqVAQorYmF0Y2hfY3JlYXRlX3Bvc3RzX3JlcXVlc3QucmVxdWVzdHMudXNlcl9pZBIwZXZlcnkgcmVxdWVzdHNbXS5wb3N0LnVzZXJfaWQgbXVzdCBlcXVhbCB1c2VyX2lkGjR0aGlzLnJlcXVlc3RzLmFsbChyLCByLnBvc3QudXNlcl9pZCA9PSB0aGlzLnVzZXJfaWQpGrEBCi5iYXRjaF9jcmVhdGVfcG9zdHNfcmVxdWVzdC5yZXF1ZXN0cy5yZXF1ZXN0X2lkElVyZXF1ZXN0c1tdLnJlcXVlc3RfaWQgbXVzdCBiZSBlbXB0eTogYSBiYXRjaCBpcyBtYWRlIGlkZW1wb3RlbnQgYnkgaXRzIG93biByZXF1ZXN0X2lkGih0aGlzLnJlcXVlc3RzLmFsbChyLCByLnJlcXVlc3RfaWQgPT0gJycpIjgKGEJhdGNoQ3JlYXRlUG9zdHNSZXNwb25zZRIcCgVwb3N0cxgBIAMoCzINLmJsb2cudjEuUG9zdCLQAQoSRXhwb3J0UG9zdHNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKANCB7pIBCICKAASgwEKBmZpbHRlchgCIAEoCUJzukhwugFoCiJleHBvcnRfcG9zdHNfcmVxdWVzdC5maWx0ZXIubm9fbnVsEihtdXN0IG5vdCBjb250YWluIE5VTCBjaGFyYWN0ZXJzIChVKzAwMDApGhghdGhpcy5jb250YWlucygnXHUwMDAwJylyAxjQDxIaCghvcmRlcl9ieRgDIAEoCUIIukgFcgMYyAEiMwoTRXhwb3J0UG9zdHNSZXNwb25zZRIcCgVwb3N0cxgBIAMoCzINLmJsb2cudjEuUG9zdDKdBAoLUG9zdFNlcnZpY2USRQoKQ3JlYXRlUG9zdBIaLmJsb2cudjEuQ3JlYXRlUG9zdFJlcXVlc3QaGy5ibG9nLnYxLkNyZWF0ZVBvc3RSZXNwb25zZRJBCgdHZXRQb3N0EhcuYmxvZy52MS5HZXRQb3N0UmVxdWVzdBoYLmJsb2cudjEuR2V0UG9zdFJlc3BvbnNlIgOQAgESRQoKVXBkYXRlUG9zdBIaLmJsb2cudjEuVXBkYXRlUG9zdFJlcXVlc3QaGy5ibG9nLnYxLlVwZGF0ZVBvc3RSZXNwb25zZRJKCgpEZWxldGVQb3N0EhouYmxvZy52MS5EZWxldGVQb3N0UmVxdWVzdBobLmJsb2cudjEuRGVsZXRlUG9zdFJlc3BvbnNlIgOQAgISRwoJTGlzdFBvc3RzEhkuYmxvZy52MS5MaXN0UG9zdHNSZXF1ZXN0GhouYmxvZy52MS5MaXN0UG9zdHNSZXNwb25zZSIDkAIBElcKEEJhdGNoQ3JlYXRlUG9zdHMSIC5ibG9nLnYxLkJhdGNoQ3JlYXRlUG9zdHNSZXF1ZXN0GiEuYmxvZy52MS5CYXRjaENyZWF0ZVBvc3RzUmVzcG9uc2USTwoLRXhwb3J0UG9zdHMSGy5ibG9nLnYxLkV4cG9ydFBvc3RzUmVxdWVzdBocLmJsb2cudjEuRXhwb3J0UG9zdHNSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_blog_v1_list, file_blog_v1_post, file_buf_validate_validate, file_google_protobuf_field_mask]);
+  fileDesc("ChpibG9nL3YxL3Bvc3Rfc2VydmljZS5wcm90bxIHYmxvZy52MSKwAQoRQ3JlYXRlUG9zdFJlcXVlc3QSegoEcG9zdBgBIAEoCzINLmJsb2cudjEuUG9zdEJdukhaugFUCiBjcmVhdGVfcG9zdF9yZXF1ZXN0LnBvc3QudXNlcl9pZBIedXNlcl9pZCBtdXN0IGJlIGdyZWF0ZXIgdGhhbiAwGhB0aGlzLnVzZXJfaWQgPiAwyAEBEh8KCnJlcXVlc3RfaWQYAiABKAlCC7pICNgBAXIDsAEBIjEKEkNyZWF0ZVBvc3RSZXNwb25zZRIbCgRwb3N0GAEgASgLMg0uYmxvZy52MS5Qb3N0IiUKDkdldFBvc3RSZXF1ZXN0EhMKAmlkGAEgASgDQge6SAQiAiAAIi4KD0dldFBvc3RSZXNwb25zZRIbCgRwb3N0GAEgASgLMg0uYmxvZy52MS5Qb3N0Is8CChFVcGRhdGVQb3N0UmVxdWVzdBKGAQoEcG9zdBgBIAEoCzINLmJsb2cudjEuUG9zdEJpukhmugFgCht1cGRhdGVfcG9zdF9yZXF1ZXN0LnBvc3QuaWQSNGlkIG11c3QgYmUgZ3JlYXRlciB0aGFuIDAgdG8gcGljayB0aGUgcG9zdCB0byB1cGRhdGUaC3RoaXMuaWQgPiAwyAEBErABCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCf7pIfLoBeQoldXBkYXRlX3Bvc3RfcmVxdWVzdC51cGRhdGVfbWFzay5wYXRocxIicGF0aHMgbXVzdCBiZSAidGl0bGUiIG9yICJjb250ZW50IhosdGhpcy5wYXRocy5hbGwocCwgcCBpbiBbJ3RpdGxlJywgJ2NvbnRlbnQnXSkiMQoSVXBkYXRlUG9zdFJlc3BvbnNlEhsKBHBvc3QYASABKAsyDS5ibG9nLnYxLlBvc3QiNgoRRGVsZXRlUG9zdFJlcXVlc3QSEwoCaWQYASABKANCB7pIBCICIAASDAoEZXRhZxgCIAEoCSIUChJEZWxldGVQb3N0UmVzcG9uc2UiwQIKEExpc3RQb3N0c1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoA0IHukgEIgIoABIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgCASgQEKBmZpbHRlchgEIAEoCUJxukhuugFmCiBsaXN0X3Bvc3RzX3JlcXVlc3QuZmlsdGVyLm5vX251bBIobXVzdCBub3QgY29udGFpbiBOVUwgY2hhcmFjdGVycyAoVSswMDAwKRoYIXRoaXMuY29udGFpbnMoJ1x1MDAwMCcpcgMY0A8SGgoIb3JkZXJfYnkYBSABKAlCCLpIBXIDGMgBEjkKD3RvdGFsX3NpemVfbW9kZRgGIAEoDjIWLmJsb2cudjEuVG90YWxTaXplTW9kZUIIukgFggECEAEihwEKEUxpc3RQb3N0c1Jlc3BvbnNlEhwKBXBvc3RzGAEgAygLMg0uYmxvZy52MS5Qb3N0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIXCgp0b3RhbF9zaXplGAMgASgDSACIAQESEwoLd2F0Y2hfdG9rZW4YBCABKAlCDQoLX3RvdGFsX3NpemUi4gMKF0JhdGNoQ3JlYXRlUG9zdHNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKANCB7pIBCICIAASOQoIcmVxdWVzdHMYAiADKAsyGi5ibG9nLnYxLkNyZWF0ZVBvc3RSZXF1ZXN0Qgu6SAiSAQUIARDoBxIfCgpyZXF1ZXN0X2lkGAMgASgJQgu6SAjYAQFyA7ABATrQArpIzAIalQEKK2JhdGNoX2NyZWF0ZV9wb3N0c19yZXF1ZXN0LnJlcXVlc3RzLnVzZXJfaWQSMGV2ZXJ5IHJlcXVlc3RzW10ucG9zdC51c2VyX2lkIG11c3QgZXF1YWwgdXNlcl9pZBo0dGhpcy5yZXF1ZXN0cy5hbGwociwgci5wb3N0LnVzZXJfaWQgPT0gdGhpcy51c2VyX2lkKRqxAQouYmF0Y2hfY3JlYXRlX3Bvc3RzX3JlcXVlc3QucmVxdWVzdHMucmVxdWVzdF9pZBJVcmVxdWVzdHNbXS5yZXF1ZXN0X2lkIG11c3QgYmUgZW1wdHk6IGEgYmF0Y2ggaXMgbWFkZSBpZGVtcG90ZW50IGJ5IGl0cyBvd24gcmVxdWVzdF9pZBoodGhpcy5yZXF1ZXN0cy5hbGwociwgci5yZXF1ZXN0X2lkID09ICcnKSI4ChhCYXRjaENyZWF0ZVBvc3RzUmVzcG9uc2USHAoFcG9zdHMYASADKAsyDS5ibG9nLnYxLlBvc3Qi0AEKEkV4cG9ydFBvc3RzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAigAEoMBCgZmaWx0ZXIYAiABKAlCc7pIcLoBaAoiZXhwb3J0X3Bvc3RzX3JlcXVlc3QuZmlsdGVyLm5vX251bBIobXVzdCBub3QgY29udGFpbiBOVUwgY2hhcmFjdGVycyAoVSswMDAwKRoYIXRoaXMuY29udGFpbnMoJ1x1MDAwMCcpcgMY0A8SGgoIb3JkZXJfYnkYAyABKAlCCLpIBXIDGMgBIjMKE0V4cG9ydFBvc3RzUmVzcG9uc2USHAoFcG9zdHMYASADKAsyDS5ibG9nLnYxLlBvc3QiTQoRV2F0Y2hQb3N0c1JlcXVlc3QSHgoMcmVzdW1lX3Rva2VuGAEgASgJQgi6SAVyAxiAIBIYCgd1c2VyX2lkGAIgASgDQge6SAQiAigAIlAKEldhdGNoUG9zdHNSZXNwb25zZRIkCgdjaGFuZ2VzGAEgAygLMhMuYmxvZy52MS5Qb3N0Q2hhbmdlEhQKDHJlc3VtZV90b2tlbhgCIAEoCSJ9CgpQb3N0Q2hhbmdlEiEKBHR5cGUYASABKA4yEy5ibG9nLnYxLkNoYW5nZVR5cGUSGwoEcG9zdBgCIAEoCzINLmJsb2cudjEuUG9zdBIvCgtjb21taXRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAy6wQKC1Bvc3RTZXJ2aWNlEkUKCkNyZWF0ZVBvc3QSGi5ibG9nLnYxLkNyZWF0ZVBvc3RSZXF1ZXN0GhsuYmxvZy52MS5DcmVhdGVQb3N0UmVzcG9uc2USQQoHR2V0UG9zdBIXLmJsb2cudjEuR2V0UG9zdFJlcXVlc3QaGC5ibG9nLnYxLkdldFBvc3RSZXNwb25zZSIDkAIBEkUKClVwZGF0ZVBvc3QSGi5ibG9nLnYxLlVwZGF0ZVBvc3RSZXF1ZXN0GhsuYmxvZy52MS5VcGRhdGVQb3N0UmVzcG9uc2USSgoKRGVsZXRlUG9zdBIaLmJsb2cudjEuRGVsZXRlUG9zdFJlcXVlc3QaGy5ibG9nLnYxLkRlbGV0ZVBvc3RSZXNwb25zZSIDkAICEkcKCUxpc3RQb3N0cxIZLmJsb2cudjEuTGlzdFBvc3RzUmVxdWVzdBoaLmJsb2cudjEuTGlzdFBvc3RzUmVzcG9uc2UiA5ACARJXChBCYXRjaENyZWF0ZVBvc3RzEiAuYmxvZy52MS5CYXRjaENyZWF0ZVBvc3RzUmVxdWVzdBohLmJsb2cudjEuQmF0Y2hDcmVhdGVQb3N0c1Jlc3BvbnNlEk8KC0V4cG9ydFBvc3RzEhsuYmxvZy52MS5FeHBvcnRQb3N0c1JlcXVlc3QaHC5ibG9nLnYxLkV4cG9ydFBvc3RzUmVzcG9uc2UiA5ACATABEkwKCldhdGNoUG9zdHMSGi5ibG9nLnYxLldhdGNoUG9zdHNSZXF1ZXN0GhsuYmxvZy52MS5XYXRjaFBvc3RzUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_blog_v1_change, file_blog_v1_list, file_blog_v1_post, file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * CreatePostRequest is the request of PostService.CreatePost.
@@ -303,6 +305,17 @@ export type ListPostsResponse = Message<"blog.v1.ListPostsResponse"> & {
    * @generated from field: optional int64 total_size = 3;
    */
   totalSize?: bigint | undefined;
+
+  /**
+   * watch_token is the WatchPosts resume_token of the point this page was
+   * read at: a watch from it delivers every change committed after the read,
+   * and none the page already shows. For a listing of several pages, watch
+   * from the first page's watch_token; a change a later page already shows
+   * may then come again, with the same etag.
+   *
+   * @generated from field: string watch_token = 4;
+   */
+  watchToken: string;
 };
 
 /**
@@ -431,6 +444,103 @@ export const ExportPostsResponseSchema: GenMessage<ExportPostsResponse> = /*@__P
   messageDesc(file_blog_v1_post_service, 13);
 
 /**
+ * WatchPostsRequest is the request of PostService.WatchPosts.
+ *
+ * @generated from message blog.v1.WatchPostsRequest
+ */
+export type WatchPostsRequest = Message<"blog.v1.WatchPostsRequest"> & {
+  /**
+   * resume_token is where the watch starts, as in
+   * WatchUsersRequest.resume_token (tokens of either watch and either list
+   * are accepted). Empty starts at the end of the feed.
+   *
+   * @generated from field: string resume_token = 1;
+   */
+  resumeToken: string;
+
+  /**
+   * user_id, when not 0, restricts the watch to that user's posts.
+   *
+   * @generated from field: int64 user_id = 2;
+   */
+  userId: bigint;
+};
+
+/**
+ * Describes the message blog.v1.WatchPostsRequest.
+ * Use `create(WatchPostsRequestSchema)` to create a new message.
+ */
+export const WatchPostsRequestSchema: GenMessage<WatchPostsRequest> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 14);
+
+/**
+ * WatchPostsResponse is one message of the WatchPosts stream: changes, or a
+ * heartbeat (no changes) that carries a fresh resume_token.
+ *
+ * @generated from message blog.v1.WatchPostsResponse
+ */
+export type WatchPostsResponse = Message<"blog.v1.WatchPostsResponse"> & {
+  /**
+   * changes are the next committed changes of posts, in commit order; empty
+   * in a heartbeat.
+   *
+   * @generated from field: repeated blog.v1.PostChange changes = 1;
+   */
+  changes: PostChange[];
+
+  /**
+   * resume_token is the point right after this message: a WatchPosts call
+   * with it continues with the next change, none lost or repeated.
+   *
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+};
+
+/**
+ * Describes the message blog.v1.WatchPostsResponse.
+ * Use `create(WatchPostsResponseSchema)` to create a new message.
+ */
+export const WatchPostsResponseSchema: GenMessage<WatchPostsResponse> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 15);
+
+/**
+ * PostChange is one committed create, update or delete of a post.
+ *
+ * @generated from message blog.v1.PostChange
+ */
+export type PostChange = Message<"blog.v1.PostChange"> & {
+  /**
+   * type says whether the post was created, updated or deleted.
+   *
+   * @generated from field: blog.v1.ChangeType type = 1;
+   */
+  type: ChangeType;
+
+  /**
+   * post is the post as the change left it; for a deletion, only id and
+   * user_id are set.
+   *
+   * @generated from field: blog.v1.Post post = 2;
+   */
+  post?: Post | undefined;
+
+  /**
+   * commit_time is when the transaction that made the change committed.
+   *
+   * @generated from field: google.protobuf.Timestamp commit_time = 3;
+   */
+  commitTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message blog.v1.PostChange.
+ * Use `create(PostChangeSchema)` to create a new message.
+ */
+export const PostChangeSchema: GenMessage<PostChange> = /*@__PURE__*/
+  messageDesc(file_blog_v1_post_service, 16);
+
+/**
  * PostService manages posts, each owned by one user.
  *
  * @generated from service blog.v1.PostService
@@ -509,6 +619,19 @@ export const PostService: GenService<{
     methodKind: "server_streaming";
     input: typeof ExportPostsRequestSchema;
     output: typeof ExportPostsResponseSchema;
+  },
+  /**
+   * WatchPosts streams every committed create, update and delete of a post
+   * (of one user, with user_id), once, in the change feed's commit order, as
+   * WatchUsers does for users. Deleting a user sends the deletion of each of
+   * their posts.
+   *
+   * @generated from rpc blog.v1.PostService.WatchPosts
+   */
+  watchPosts: {
+    methodKind: "server_streaming";
+    input: typeof WatchPostsRequestSchema;
+    output: typeof WatchPostsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_blog_v1_post_service, 0);

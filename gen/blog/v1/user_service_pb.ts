@@ -4,20 +4,22 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ChangeType } from "./change_pb.js";
+import { file_blog_v1_change } from "./change_pb.js";
 import type { TotalSizeMode } from "./list_pb.js";
 import { file_blog_v1_list } from "./list_pb.js";
 import type { User, UserView } from "./user_pb.js";
 import { file_blog_v1_user } from "./user_pb.js";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file blog/v1/user_service.proto.
  */
 export const file_blog_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpibG9nL3YxL3VzZXJfc2VydmljZS5wcm90bxIHYmxvZy52MSJZChFDcmVhdGVVc2VyUmVxdWVzdBIjCgR1c2VyGAEgASgLMg0uYmxvZy52MS5Vc2VyQga6SAPIAQESHwoKcmVxdWVzdF9pZBgCIAEoCUILukgI2AEBcgOwAQEiMQoSQ3JlYXRlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5ibG9nLnYxLlVzZXIiUAoOR2V0VXNlclJlcXVlc3QSEwoCaWQYASABKANCB7pIBCICIAASKQoEdmlldxgCIAEoDjIRLmJsb2cudjEuVXNlclZpZXdCCLpIBYIBAhABIi4KD0dldFVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYmxvZy52MS5Vc2VyIsUCChFVcGRhdGVVc2VyUmVxdWVzdBKGAQoEdXNlchgBIAEoCzINLmJsb2cudjEuVXNlckJpukhmugFgCht1cGRhdGVfdXNlcl9yZXF1ZXN0LnVzZXIuaWQSNGlkIG11c3QgYmUgZ3JlYXRlciB0aGFuIDAgdG8gcGljayB0aGUgdXNlciB0byB1cGRhdGUaC3RoaXMuaWQgPiAwyAEBEqYBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCdbpIcroBbwoldXBkYXRlX3VzZXJfcmVxdWVzdC51cGRhdGVfbWFzay5wYXRocxIdcGF0aHMgbXVzdCBiZSAibmFtZSIgb3IgImFnZSIaJ3RoaXMucGF0aHMuYWxsKHAsIHAgaW4gWyduYW1lJywgJ2FnZSddKSIxChJVcGRhdGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmJsb2cudjEuVXNlciI2ChFEZWxldGVVc2VyUmVxdWVzdBITCgJpZBgBIAEoA0IHukgEIgIgABIMCgRldGFnGAIgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSITChFDb3VudFVzZXJzUmVxdWVzdCIjChJDb3VudFVzZXJzUmVzcG9uc2USDQoFY291bnQYASABKAMi0gIKEExpc3RVc2Vyc1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAgEoEBCgZmaWx0ZXIYAyABKAlCcbpIbroBZgogbGlzdF91c2Vyc19yZXF1ZXN0LmZpbHRlci5ub19udWwSKG11c3Qgbm90IGNvbnRhaW4gTlVMIGNoYXJhY3RlcnMgKFUrMDAwMCkaGCF0aGlzLmNvbnRhaW5zKCdcdTAwMDAnKXIDGNAPEhoKCG9yZGVyX2J5GAQgASgJQgi6SAVyAxjIARIpCgR2aWV3GAUgASgOMhEuYmxvZy52MS5Vc2VyVmlld0IIukgFggECEAESOQoPdG90YWxfc2l6ZV9tb2RlGAYgASgOMhYuYmxvZy52MS5Ub3RhbFNpemVNb2RlQgi6SAWCAQIQASJyChFMaXN0VXNlcnNSZXNwb25zZRIcCgV1c2VycxgBIAMoCzINLmJsb2cudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFwoKdG90YWxfc2l6ZRgDIAEoA0gAiAEBQg0KC190b3RhbF9zaXplImEKFEJhdGNoR2V0VXNlcnNSZXF1ZXN0Eh4KA2lkcxgBIAMoA0IRukgOkgELCAEQ6AciBCICIAASKQoEdmlldxgCIAEoDjIRLmJsb2cudjEuVXNlclZpZXdCCLpIBYIBAhABIjUKFUJhdGNoR2V0VXNlcnNSZXNwb25zZRIcCgV1c2VycxgBIAMoCzINLmJsb2cudjEuVXNlciK2AQoSRXhwb3J0VXNlcnNSZXF1ZXN0EoMBCgZmaWx0ZXIYASABKAlCc7pIcLoBaAoiZXhwb3J0X3VzZXJzX3JlcXVlc3QuZmlsdGVyLm5vX251bBIobXVzdCBub3QgY29udGFpbiBOVUwgY2hhcmFjdGVycyAoVSswMDAwKRoYIXRoaXMuY29udGFpbnMoJ1x1MDAwMCcpcgMY0A8SGgoIb3JkZXJfYnkYAiABKAlCCLpIBXIDGMgBIjMKE0V4cG9ydFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5ibG9nLnYxLlVzZXIy5QQKC1VzZXJTZXJ2aWNlEkUKCkNyZWF0ZVVzZXISGi5ibG9nLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GhsuYmxvZy52MS5DcmVhdGVVc2VyUmVzcG9uc2USQQoHR2V0VXNlchIXLmJsb2cudjEuR2V0VXNlclJlcXVlc3QaGC5ibG9nLnYxLkdldFVzZXJSZXNwb25zZSIDkAIBEkUKClVwZGF0ZVVzZXISGi5ibG9nLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0GhsuYmxvZy52MS5VcGRhdGVVc2VyUmVzcG9uc2USSgoKRGVsZXRlVXNlchIaLmJsb2cudjEuRGVsZXRlVXNlclJlcXVlc3QaGy5ibG9nLnYxLkRlbGV0ZVVzZXJSZXNwb25zZSIDkAICEkoKCkNvdW50VXNlcnMSGi5ibG9nLnYxLkNvdW50VXNlcnNSZXF1ZXN0GhsuYmxvZy52MS5Db3VudFVzZXJzUmVzcG9uc2UiA5ACARJHCglMaXN0VXNlcnMSGS5ibG9nLnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi5ibG9nLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgESUwoNQmF0Y2hHZXRVc2VycxIdLmJsb2cudjEuQmF0Y2hHZXRVc2Vyc1JlcXVlc3QaHi5ibG9nLnYxLkJhdGNoR2V0VXNlcnNSZXNwb25zZSIDkAIBEk8KC0V4cG9ydFVzZXJzEhsuYmxvZy52MS5FeHBvcnRVc2Vyc1JlcXVlc3QaHC5ibG9nLnYxLkV4cG9ydFVzZXJzUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_blog_v1_list, file_blog_v1_user, file_buf_validate_validate, file_google_protobuf_field_mask]);
+  fileDesc("ChpibG9nL3YxL3VzZXJfc2VydmljZS5wcm90bxIHYmxvZy52MSJZChFDcmVhdGVVc2VyUmVxdWVzdBIjCgR1c2VyGAEgASgLMg0uYmxvZy52MS5Vc2VyQga6SAPIAQESHwoKcmVxdWVzdF9pZBgCIAEoCUILukgI2AEBcgOwAQEiMQoSQ3JlYXRlVXNlclJlc3BvbnNlEhsKBHVzZXIYASABKAsyDS5ibG9nLnYxLlVzZXIiUAoOR2V0VXNlclJlcXVlc3QSEwoCaWQYASABKANCB7pIBCICIAASKQoEdmlldxgCIAEoDjIRLmJsb2cudjEuVXNlclZpZXdCCLpIBYIBAhABIi4KD0dldFVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYmxvZy52MS5Vc2VyIsUCChFVcGRhdGVVc2VyUmVxdWVzdBKGAQoEdXNlchgBIAEoCzINLmJsb2cudjEuVXNlckJpukhmugFgCht1cGRhdGVfdXNlcl9yZXF1ZXN0LnVzZXIuaWQSNGlkIG11c3QgYmUgZ3JlYXRlciB0aGFuIDAgdG8gcGljayB0aGUgdXNlciB0byB1cGRhdGUaC3RoaXMuaWQgPiAwyAEBEqYBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCdbpIcroBbwoldXBkYXRlX3VzZXJfcmVxdWVzdC51cGRhdGVfbWFzay5wYXRocxIdcGF0aHMgbXVzdCBiZSAibmFtZSIgb3IgImFnZSIaJ3RoaXMucGF0aHMuYWxsKHAsIHAgaW4gWyduYW1lJywgJ2FnZSddKSIxChJVcGRhdGVVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmJsb2cudjEuVXNlciI2ChFEZWxldGVVc2VyUmVxdWVzdBITCgJpZBgBIAEoA0IHukgEIgIgABIMCgRldGFnGAIgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSITChFDb3VudFVzZXJzUmVxdWVzdCIjChJDb3VudFVzZXJzUmVzcG9uc2USDQoFY291bnQYASABKAMi0gIKEExpc3RVc2Vyc1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAgEoEBCgZmaWx0ZXIYAyABKAlCcbpIbroBZgogbGlzdF91c2Vyc19yZXF1ZXN0LmZpbHRlci5ub19udWwSKG11c3Qgbm90IGNvbnRhaW4gTlVMIGNoYXJhY3RlcnMgKFUrMDAwMCkaGCF0aGlzLmNvbnRhaW5zKCdcdTAwMDAnKXIDGNAPEhoKCG9yZGVyX2J5GAQgASgJQgi6SAVyAxjIARIpCgR2aWV3GAUgASgOMhEuYmxvZy52MS5Vc2VyVmlld0IIukgFggECEAESOQoPdG90YWxfc2l6ZV9tb2RlGAYgASgOMhYuYmxvZy52MS5Ub3RhbFNpemVNb2RlQgi6SAWCAQIQASKHAQoRTGlzdFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5ibG9nLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhcKCnRvdGFsX3NpemUYAyABKANIAIgBARITCgt3YXRjaF90b2tlbhgEIAEoCUINCgtfdG90YWxfc2l6ZSJhChRCYXRjaEdldFVzZXJzUmVxdWVzdBIeCgNpZHMYASADKANCEbpIDpIBCwgBEOgHIgQiAiAAEikKBHZpZXcYAiABKA4yES5ibG9nLnYxLlVzZXJWaWV3Qgi6SAWCAQIQASI1ChVCYXRjaEdldFVzZXJzUmVzcG9uc2USHAoFdXNlcnMYASADKAsyDS5ibG9nLnYxLlVzZXIitgEKEkV4cG9ydFVzZXJzUmVxdWVzdBKDAQoGZmlsdGVyGAEgASgJQnO6SHC6AWgKImV4cG9ydF91c2Vyc19yZXF1ZXN0LmZpbHRlci5ub19udWwSKG11c3Qgbm90IGNvbnRhaW4gTlVMIGNoYXJhY3RlcnMgKFUrMDAwMCkaGCF0aGlzLmNvbnRhaW5zKCdcdTAwMDAnKXIDGNAPEhoKCG9yZGVyX2J5GAIgASgJQgi6SAVyAxjIASIzChNFeHBvcnRVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0uYmxvZy52MS5Vc2VyIjMKEVdhdGNoVXNlcnNSZXF1ZXN0Eh4KDHJlc3VtZV90b2tlbhgBIAEoCUIIukgFcgMYgCAiUAoSV2F0Y2hVc2Vyc1Jlc3BvbnNlEiQKB2NoYW5nZXMYASADKAsyEy5ibG9nLnYxLlVzZXJDaGFuZ2USFAoMcmVzdW1lX3Rva2VuGAIgASgJIn0KClVzZXJDaGFuZ2USIQoEdHlwZRgBIAEoDjITLmJsb2cudjEuQ2hhbmdlVHlwZRIbCgR1c2VyGAIgASgLMg0uYmxvZy52MS5Vc2VyEi8KC2NvbW1pdF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKzBQoLVXNlclNlcnZpY2USRQoKQ3JlYXRlVXNlchIaLmJsb2cudjEuQ3JlYXRlVXNlclJlcXVlc3QaGy5ibG9nLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJBCgdHZXRVc2VyEhcuYmxvZy52MS5HZXRVc2VyUmVxdWVzdBoYLmJsb2cudjEuR2V0VXNlclJlc3BvbnNlIgOQAgESRQoKVXBkYXRlVXNlchIaLmJsb2cudjEuVXBkYXRlVXNlclJlcXVlc3QaGy5ibG9nLnYxLlVwZGF0ZVVzZXJSZXNwb25zZRJKCgpEZWxldGVVc2VyEhouYmxvZy52MS5EZWxldGVVc2VyUmVxdWVzdBobLmJsb2cudjEuRGVsZXRlVXNlclJlc3BvbnNlIgOQAgISSgoKQ291bnRVc2VycxIaLmJsb2cudjEuQ291bnRVc2Vyc1JlcXVlc3QaGy5ibG9nLnYxLkNvdW50VXNlcnNSZXNwb25zZSIDkAIBEkcKCUxpc3RVc2VycxIZLmJsb2cudjEuTGlzdFVzZXJzUmVxdWVzdBoaLmJsb2cudjEuTGlzdFVzZXJzUmVzcG9uc2UiA5ACARJTCg1CYXRjaEdldFVzZXJzEh0uYmxvZy52MS5CYXRjaEdldFVzZXJzUmVxdWVzdBoeLmJsb2cudjEuQmF0Y2hHZXRVc2Vyc1Jlc3BvbnNlIgOQAgESTwoLRXhwb3J0VXNlcnMSGy5ibG9nLnYxLkV4cG9ydFVzZXJzUmVxdWVzdBocLmJsb2cudjEuRXhwb3J0VXNlcnNSZXNwb25zZSIDkAIBMAESTAoKV2F0Y2hVc2VycxIaLmJsb2cudjEuV2F0Y2hVc2Vyc1JlcXVlc3QaGy5ibG9nLnYxLldhdGNoVXNlcnNSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_blog_v1_change, file_blog_v1_list, file_blog_v1_user, file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * CreateUserRequest is the request of UserService.CreateUser.
@@ -345,6 +347,17 @@ export type ListUsersResponse = Message<"blog.v1.ListUsersResponse"> & {
    * @generated from field: optional int64 total_size = 3;
    */
   totalSize?: bigint | undefined;
+
+  /**
+   * watch_token is the WatchUsers resume_token of the point this page was
+   * read at: a watch from it delivers every change committed after the read,
+   * and none the page already shows. For a listing of several pages, watch
+   * from the first page's watch_token; a change a later page already shows
+   * may then come again, with the same etag.
+   *
+   * @generated from field: string watch_token = 4;
+   */
+  watchToken: string;
 };
 
 /**
@@ -453,6 +466,99 @@ export const ExportUsersResponseSchema: GenMessage<ExportUsersResponse> = /*@__P
   messageDesc(file_blog_v1_user_service, 15);
 
 /**
+ * WatchUsersRequest is the request of UserService.WatchUsers.
+ *
+ * @generated from message blog.v1.WatchUsersRequest
+ */
+export type WatchUsersRequest = Message<"blog.v1.WatchUsersRequest"> & {
+  /**
+   * resume_token is where the watch starts: the watch_token of a ListUsers or
+   * ListPosts response, or the resume_token of the last WatchUsersResponse or
+   * WatchPostsResponse received. Empty starts at the end of the feed: only
+   * changes committed after the call starts. A token older than the change
+   * feed's retention (24 hours by default) fails with OUT_OF_RANGE, reason
+   * RESUME_TOKEN_EXPIRED: list again and watch from the new watch_token.
+   *
+   * @generated from field: string resume_token = 1;
+   */
+  resumeToken: string;
+};
+
+/**
+ * Describes the message blog.v1.WatchUsersRequest.
+ * Use `create(WatchUsersRequestSchema)` to create a new message.
+ */
+export const WatchUsersRequestSchema: GenMessage<WatchUsersRequest> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 16);
+
+/**
+ * WatchUsersResponse is one message of the WatchUsers stream: changes, or a
+ * heartbeat (no changes) that carries a fresh resume_token.
+ *
+ * @generated from message blog.v1.WatchUsersResponse
+ */
+export type WatchUsersResponse = Message<"blog.v1.WatchUsersResponse"> & {
+  /**
+   * changes are the next committed changes of users, in commit order; empty
+   * in a heartbeat.
+   *
+   * @generated from field: repeated blog.v1.UserChange changes = 1;
+   */
+  changes: UserChange[];
+
+  /**
+   * resume_token is the point right after this message: a WatchUsers call
+   * with it continues with the next change, none lost or repeated.
+   *
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+};
+
+/**
+ * Describes the message blog.v1.WatchUsersResponse.
+ * Use `create(WatchUsersResponseSchema)` to create a new message.
+ */
+export const WatchUsersResponseSchema: GenMessage<WatchUsersResponse> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 17);
+
+/**
+ * UserChange is one committed create, update or delete of a user.
+ *
+ * @generated from message blog.v1.UserChange
+ */
+export type UserChange = Message<"blog.v1.UserChange"> & {
+  /**
+   * type says whether the user was created, updated or deleted.
+   *
+   * @generated from field: blog.v1.ChangeType type = 1;
+   */
+  type: ChangeType;
+
+  /**
+   * user is the user as the change left it (without posts); for a deletion,
+   * only id is set.
+   *
+   * @generated from field: blog.v1.User user = 2;
+   */
+  user?: User | undefined;
+
+  /**
+   * commit_time is when the transaction that made the change committed.
+   *
+   * @generated from field: google.protobuf.Timestamp commit_time = 3;
+   */
+  commitTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message blog.v1.UserChange.
+ * Use `create(UserChangeSchema)` to create a new message.
+ */
+export const UserChangeSchema: GenMessage<UserChange> = /*@__PURE__*/
+  messageDesc(file_blog_v1_user_service, 18);
+
+/**
  * UserService manages users. Deleting a user deletes their posts.
  *
  * @generated from service blog.v1.UserService
@@ -540,6 +646,19 @@ export const UserService: GenService<{
     methodKind: "server_streaming";
     input: typeof ExportUsersRequestSchema;
     output: typeof ExportUsersResponseSchema;
+  },
+  /**
+   * WatchUsers streams every committed create, update and delete of a user,
+   * once, in the change feed's commit order, from resume_token on; heartbeats
+   * keep an idle watcher's resume_token current. List, then watch from the
+   * list's watch_token: nothing is missed.
+   *
+   * @generated from rpc blog.v1.UserService.WatchUsers
+   */
+  watchUsers: {
+    methodKind: "server_streaming";
+    input: typeof WatchUsersRequestSchema;
+    output: typeof WatchUsersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_blog_v1_user_service, 0);
