@@ -16,8 +16,10 @@ export const listUsersFull = defineScenario({
     view: UserView.FULL,
   }),
   sample: (data) => ({ filter: `id > ${Math.floor(data.users / 2)}`, pageSize, view: UserView.FULL }),
-  // The service's page token is sealed with its own key; the peer's cannot equal it.
+  // The service's page token is sealed with its own key; the peer's cannot equal it. The peer has
+  // no change feed, so no watch token either.
   normalize: (response) => {
     response.nextPageToken = "";
+    response.watchToken = "";
   },
 });
