@@ -42,9 +42,10 @@ const server = createServer({ db, log });
 const address = `127.0.0.1:${await server.listen("127.0.0.1:0")}`;
 const users = createClient(UserService, address, credentials.createInsecure());
 const posts = createClient(PostService, address, credentials.createInsecure());
-// Watchers on connections of their own, 25 per connection: a connection runs at most 100 calls at once
-// (GRPC_MAX_CONCURRENT_STREAMS), and 100 watches on the writers' connection would leave no room for writes.
-const watchClients = Array.from({ length: 4 }, () =>
+// Watchers on connections of their own, 13 per connection: a connection may have at most 16 streams
+// open (STREAM_MAX_PER_CONNECTION) and run 100 calls at once (GRPC_MAX_CONCURRENT_STREAMS), so 100
+// watches on the writers' connection would be refused, and would leave no room for writes anyway.
+const watchClients = Array.from({ length: 8 }, () =>
   createClient(PostService, address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
 );
 const userIds: bigint[] = [];
