@@ -148,6 +148,7 @@ export function createServer({
     heartbeatMs: watchHeartbeatMs,
     pollMs: watchPollMs,
     maxReplyBytes,
+    share: limits.streamShare,
     ...(changeListenUrl === undefined ? {} : { listenUrl: changeListenUrl }),
     onNotifierError: (error) =>
       log.warn({ err: error }, "change feed: LISTEN connection lost; watchers poll meanwhile"),

@@ -15,6 +15,7 @@ import { BlogClientError, createBlogClient } from "../src/client/index.js";
 import { createClient } from "../src/client/transport.js";
 import { serviceMethods } from "../src/protocol/method.js";
 import { startTestEnv } from "./helpers.js";
+import { until } from "./poll.js";
 import type { TestEnv } from "./helpers.js";
 
 type Callback = (error: Partial<StatusObject> | null, response?: unknown) => void;
@@ -232,6 +233,26 @@ describe("retries", () => {
       );
       assert.equal(error.code, status.UNAVAILABLE);
       assert.ok(attempts.createUser > 1, `tried ${attempts.createUser} times`);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("stops retrying a keyed create once its caller aborts, without waiting out the backoff", async () => {
+    const client = createBlogClient(server.address, { retry: { initialBackoffMs: 60_000, maxBackoffMs: 60_000 } });
+    try {
+      attempts.createUser = 0;
+      const abort = new AbortController();
+      const requestId = "3c9d2e1f-7a6b-4c5d-8e9f-0a1b2c3d4e5f";
+      const call = client.users.createUser(
+        { requestId, user: { name: "Ada", age: 36 } },
+        { signal: abort.signal, deadline: Date.now() + 120_000 },
+      );
+      await until("the first attempt failed", () => attempts.createUser === 1);
+      abort.abort();
+      const error = await rejection(call);
+      assert.equal(error.code, status.CANCELLED);
+      assert.equal(attempts.createUser, 1);
     } finally {
       client.close();
     }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { credentials, status } from "@grpc/grpc-js";
+import type { Knex } from "knex";
 import pg from "pg";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { ExportPostsRequestSchema, PostService } from "../gen/blog/v1/post_service_pb.js";
@@ -34,6 +35,15 @@ before(async () => {
   });
 });
 after(() => env?.close());
+
+/** storeUser inserts a user with n posts (titled `<name>-<i>`) into db and returns its id. */
+async function storeUser(db: Knex, name: string, n = 0, content = "c"): Promise<bigint> {
+  const [row] = await db("users").insert({ name, age: 1 }).returning("id");
+  const id = (row as { id: bigint }).id;
+  const posts = Array.from({ length: n }, (_, i) => ({ user_id: String(id), title: `${name}-${i}`, content }));
+  if (n > 0) await db("posts").insert(posts);
+  return id;
+}
 
 /** A client on a connection of its own (grpc-js shares connections between equal channels otherwise). */
 const ownConnection = () =>
@@ -322,13 +332,7 @@ describe("pages and export chunks within the send limit (1 MiB here)", () => {
   const big = "x".repeat(100_000); // 100 kB a post: ten fit in 1 MiB
 
   /** userWithPosts stores a user with n posts of 100 kB and returns its id. */
-  async function userWithPosts(name: string, n: number): Promise<bigint> {
-    const [row] = await env.db("users").insert({ name, age: 1 }).returning("id");
-    const id = (row as { id: bigint }).id;
-    const posts = Array.from({ length: n }, (_, i) => ({ user_id: String(id), title: `${name}-${i}`, content: big }));
-    if (n > 0) await env.db("posts").insert(posts);
-    return id;
-  }
+  const userWithPosts = (name: string, n: number) => storeUser(env.db, name, n, big);
 
   it("cuts a ListPosts page short where its posts would pass the limit, and pages through every post once", async () => {
     const userId = await userWithPosts("Pager", 35);
@@ -429,13 +433,8 @@ describe("server streams: caps per connection and process, and their share of th
 
   it("refuses a stream past STREAM_MAX_PER_CONNECTION or STREAM_MAX_PER_PROCESS with RESOURCE_EXHAUSTED, and serves unary calls", async () => {
     const capped = await startCustomServer({ streamCaps: { perConnection: 2, perProcess: 3 } });
-    const [user] = await capped.db("users").insert({ name: "Streamer", age: 1 }).returning("id");
-    const userId = (user as { id: bigint }).id;
     // 40 posts of 100 kB: far more than HTTP/2 lets the server send ahead to a reader that stopped.
-    const content = "s".repeat(100_000);
-    await capped
-      .db("posts")
-      .insert(Array.from({ length: 40 }, (_, i) => ({ user_id: String(userId), title: `s${i}`, content })));
+    const userId = await storeUser(capped.db, "Streamer", 40, "s".repeat(100_000));
     const connect = () =>
       createClient(PostService, `127.0.0.1:${capped.port}`, credentials.createInsecure(), {
         "grpc.use_local_subchannel_pool": 1,
@@ -478,11 +477,7 @@ describe("server streams: caps per connection and process, and their share of th
     // The attack of issue 12: a few exports on one connection that never grant the server a byte of
     // window. grpc-js clients always read, so Node's http2 client plays the attacker.
     const attacked = await startCustomServer({});
-    const [user] = await attacked.db("users").insert({ name: "Target", age: 1 }).returning("id");
-    const userId = (user as { id: bigint }).id;
-    await attacked
-      .db("posts")
-      .insert(Array.from({ length: 20 }, (_, i) => ({ user_id: String(userId), title: `p${i}` })));
+    const userId = await storeUser(attacked.db, "Target", 20);
     const session = http2.connect(`http://127.0.0.1:${attacked.port}`, { settings: { initialWindowSize: 0 } });
     const users = createClient(UserService, `127.0.0.1:${attacked.port}`, credentials.createInsecure());
     const health = createClient(Health, `127.0.0.1:${attacked.port}`, credentials.createInsecure());
@@ -520,9 +515,7 @@ describe("server streams: caps per connection and process, and their share of th
   it("lets stream statements hold at most half the pool, so unary calls are served while they wait", async () => {
     // Pool of 5 (startCustomServer), share 2; a stall beyond HTTP/2: every export's statement waits on a table lock.
     const shared = await startCustomServer({});
-    const [user] = await shared.db("users").insert({ name: "Sharer", age: 1 }).returning("id");
-    const userId = (user as { id: bigint }).id;
-    await shared.db("posts").insert({ user_id: String(userId), title: "one", content: "c" });
+    const userId = await storeUser(shared.db, "Sharer", 1);
     const locker = new pg.Client({ connectionString: shared.url });
     await locker.connect();
     const posts = createClient(PostService, `127.0.0.1:${shared.port}`, credentials.createInsecure());
@@ -552,9 +545,7 @@ describe("server streams: caps per connection and process, and their share of th
 
   it("runs LARGE_READS_MAX reads of many users with their posts at once, and the others at once", async () => {
     const turns = await startCustomServer({ largeReadsMax: 1 });
-    const [user] = await turns.db("users").insert({ name: "Large", age: 1 }).returning("id");
-    const id = (user as { id: bigint }).id;
-    await turns.db("posts").insert({ user_id: String(id), title: "one", content: "c" });
+    const id = await storeUser(turns.db, "Large", 1);
     const locker = new pg.Client({ connectionString: turns.url });
     await locker.connect();
     const users = createClient(UserService, `127.0.0.1:${turns.port}`, credentials.createInsecure());

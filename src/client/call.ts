@@ -3,6 +3,7 @@ import { Metadata, status } from "@grpc/grpc-js";
 import type { ClientCallOptions, PromiseClient } from "./transport.js";
 import { toBlogClientError } from "./errors.js";
 import type { RetryOptions } from "./options.js";
+import { pause } from "./pause.js";
 
 /** CallDefaults are applied to every call that does not set its own. */
 export interface CallDefaults {
@@ -12,8 +13,6 @@ export interface CallDefaults {
   /** retry is the backoff of retried calls (see keyedRetry); false: no retries. */
   retry: RetryOptions | false;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * keyedRetry runs a create that carries a request_id (AIP-155) again on
@@ -25,7 +24,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * database failover or switchover. Backoff: full jitter, growing from
  * initialBackoffMs by backoffMultiplier up to maxBackoffMs.
  */
-async function keyedRetry<T>(attempt: () => Promise<T>, deadline: number, retry: RetryOptions): Promise<T> {
+async function keyedRetry<T>(
+  attempt: () => Promise<T>,
+  deadline: number,
+  retry: RetryOptions,
+  signal: AbortSignal | undefined,
+): Promise<T> {
   let backoff = retry.initialBackoffMs ?? 100;
   for (let tries = 1; ; tries++) {
     try {
@@ -34,8 +38,8 @@ async function keyedRetry<T>(attempt: () => Promise<T>, deadline: number, retry:
       const wait = Math.random() * backoff;
       const unavailable = (error as { code?: unknown }).code === status.UNAVAILABLE;
       const more = retry.maxAttempts === undefined || tries < retry.maxAttempts;
-      if (!unavailable || !more || Date.now() + wait >= deadline) throw error;
-      await sleep(wait);
+      if (!unavailable || !more || signal?.aborted === true || Date.now() + wait >= deadline) throw error;
+      await pause(wait, signal);
       backoff = Math.min(backoff * (retry.backoffMultiplier ?? 2), retry.maxBackoffMs ?? 5000);
     }
   }
@@ -97,7 +101,7 @@ export function withDefaults<S extends DescService>(
         const keyed = ((request as { requestId?: unknown }).requestId ?? "") !== "";
         try {
           return await (keyed && defaults.retry !== false
-            ? keyedRetry(attempt, Number(deadline), defaults.retry)
+            ? keyedRetry(attempt, Number(deadline), defaults.retry, options.signal)
             : attempt());
         } catch (error) {
           throw toBlogClientError(error);

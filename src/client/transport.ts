@@ -42,9 +42,24 @@ export function createClient<S extends DescService>(
     const def = methodDefinition(method);
     const callOptions = (o: ClientCallOptions): CallOptions =>
       o.deadline === undefined ? {} : { deadline: o.deadline };
-    /** cancelOnAbort ends the call when the caller's signal aborts. */
-    const cancelOnAbort = <C extends { cancel(): void }>(c: C, o: ClientCallOptions): C => {
-      o.signal?.addEventListener("abort", () => c.cancel(), { once: true });
+    /**
+     * cancelOnAbort ends the call when the caller's signal aborts, at once if
+     * it already has, and lets go of the signal when the call ends, so a
+     * long-lived signal collects no listeners.
+     */
+    const cancelOnAbort = <C extends { cancel(): void; once(event: "status", listener: () => void): unknown }>(
+      c: C,
+      o: ClientCallOptions,
+    ): C => {
+      const { signal } = o;
+      if (signal === undefined) return c;
+      if (signal.aborted) {
+        c.cancel();
+        return c;
+      }
+      const cancel = () => c.cancel();
+      signal.addEventListener("abort", cancel, { once: true });
+      c.once("status", () => signal.removeEventListener("abort", cancel));
       return c;
     };
     if (method.methodKind === "unary") {

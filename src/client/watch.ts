@@ -1,5 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { BlogClientError } from "./errors.js";
+import { pause } from "./pause.js";
 import type { ClientCallOptions } from "./transport.js";
 
 /** The reasons a server ends a stream that a new call may simply continue. */
@@ -21,18 +22,6 @@ export function resumable(error: unknown): boolean {
 const firstBackoffMs = 100;
 const maxBackoffMs = 5_000;
 
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done);
-  });
-}
-
 /**
  * resumingWatch is a watch (WatchUsers, WatchPosts) that resumes by itself:
  * when the call breaks for a resumable reason it calls again with the
@@ -51,12 +40,8 @@ export async function* resumingWatch<
   let resumeToken = request.resumeToken ?? "";
   let backoffMs = firstBackoffMs;
   for (;;) {
-    // Each call gets a signal of its own, so resuming adds no listener to the caller's signal.
-    const call = new AbortController();
-    const cancel = () => call.abort();
-    options.signal?.addEventListener("abort", cancel);
     try {
-      for await (const message of start({ ...request, resumeToken }, { ...options, signal: call.signal })) {
+      for await (const message of start({ ...request, resumeToken }, options)) {
         resumeToken = message.resumeToken;
         backoffMs = firstBackoffMs;
         yield message;
@@ -64,8 +49,6 @@ export async function* resumingWatch<
       return;
     } catch (error) {
       if (!resumable(error) || options.signal?.aborted === true) throw error;
-    } finally {
-      options.signal?.removeEventListener("abort", cancel);
     }
     await pause(backoffMs, options.signal);
     backoffMs = Math.min(backoffMs * 2, maxBackoffMs);

@@ -6,6 +6,8 @@ import type { ChangeRow, Chunk, FeedFilter } from "../db/change-feed.js";
 import { ChangeNotifier } from "../db/change-notifier.js";
 import { positionToken, tokenPosition } from "../db/change-position.js";
 import type { FeedPosition } from "../db/change-position.js";
+import { unbound } from "../call/scope.js";
+import type { PoolShare } from "../db/pool-share.js";
 import { ServiceError, errorInfo } from "./errors.js";
 import { utf8Bytes } from "../list/row-bytes.js";
 import { maxBytesPerMessage, messageBatches } from "./stream-budget.js";
@@ -15,8 +17,8 @@ export interface WatchOptions {
   heartbeatMs: number;
   pollMs: number;
   maxReplyBytes: number;
-  /** readConcurrency bounds the feed reads running at once, so watchers never take the pool from other calls. */
-  readConcurrency?: number;
+  /** share is the streams' share of the pool (STREAM_POOL_SHARE), which feed reads take turns on with export chunks. */
+  share: PoolShare;
   onNotifierError?: (error: unknown) => void;
   /** listenUrl is a direct connection to the primary for LISTEN, when the pool goes through a pooler. */
   listenUrl?: string;
@@ -36,6 +38,9 @@ function changeBytes(change: ChangeRow): number {
   return utf8Bytes(...Object.values(change.data ?? {}));
 }
 
+/** never is the signal of a read no single call may end (a shared read). */
+const never = new AbortController().signal;
+
 /** How a watch ends when its server shuts down: the client resumes with its last token. */
 const shuttingDown = new ServiceError(
   status.UNAVAILABLE,
@@ -53,9 +58,6 @@ const shuttingDown = new ServiceError(
 export class ChangeWatch {
   readonly notifier: ChangeNotifier;
   private readonly messageBytes: number;
-  private readonly slots: number;
-  private running = 0;
-  private readonly queue: (() => void)[] = [];
   private readonly shared = new Map<string, { seen: number; chunk: Promise<Chunk> }>();
   private closed = false;
   /** live are the watches running: close() wakes each one. */
@@ -67,40 +69,36 @@ export class ChangeWatch {
   ) {
     this.notifier = new ChangeNotifier(db, options.pollMs, options.onNotifierError, options.listenUrl);
     this.messageBytes = maxBytesPerMessage(options.maxReplyBytes);
-    this.slots = options.readConcurrency ?? 2;
   }
 
   /**
    * read is one chunk of the feed. Watchers at the same position with the same
    * filter, woken by the same notification or poll (`seen`), share one read:
    * it started after every commit that wake-up announced, so it is as fresh
-   * for each of them as one of their own. `fresh` (a watcher woken by its own
-   * timer, not a wake-up) never shares.
+   * for each of them as one of their own. A shared read serves several calls,
+   * so it runs unbound by any one of them (as batches do): one watcher going
+   * away must not cancel the others' read. `fresh` (a watcher woken by its
+   * own timer, not a wake-up) never shares, and stays bound to its call.
+   * Every read takes its turn on the streams' share of the pool.
    */
-  private read(after: FeedPosition, filter: FeedFilter, seen: number, fresh: boolean): Promise<Chunk> {
-    if (fresh) return this.limited(after, filter);
+  private read(
+    after: FeedPosition,
+    filter: FeedFilter,
+    seen: number,
+    fresh: boolean,
+    signal: AbortSignal,
+  ): Promise<Chunk> {
+    const readChunk = (until: AbortSignal) => this.options.share.run(until, () => readChanges(this.db, after, filter));
+    if (fresh) return readChunk(signal);
     const key = `${after.seq}.${after.id}.${filter.resource}.${filter.userId ?? ""}`;
     const hit = this.shared.get(key);
     if (hit !== undefined && hit.seen === seen) return hit.chunk;
     // Reads of older wake-ups are shared no more (those reading them keep their own reference).
     for (const [k, v] of this.shared) if (v.seen < seen) this.shared.delete(k);
-    const entry = { seen, chunk: this.limited(after, filter) };
+    const entry = { seen, chunk: unbound(() => readChunk(never)) };
     this.shared.set(key, entry);
     entry.chunk.catch(() => this.shared.get(key) === entry && this.shared.delete(key));
     return entry.chunk;
-  }
-
-  /** limited reads one chunk, waiting for a read slot first. */
-  private async limited(after: FeedPosition, filter: FeedFilter): Promise<Chunk> {
-    if (this.running >= this.slots) await new Promise<void>((resolve) => this.queue.push(resolve));
-    else this.running++;
-    try {
-      return await readChanges(this.db, after, filter);
-    } finally {
-      const next = this.queue.shift();
-      if (next !== undefined) next();
-      else this.running--;
-    }
   }
 
   /**
@@ -143,7 +141,7 @@ export class ChangeWatch {
     while (!signal.aborted) {
       if (this.closed) throw shuttingDown;
       const seen = this.notifier.counter;
-      const chunk = await this.read(position, filter, seen, fresh);
+      const chunk = await this.read(position, filter, seen, fresh, signal);
       const batches = [...messageBatches(chunk.changes, changeBytes, this.messageBytes)];
       for (const [i, batch] of batches.entries()) {
         const last = batch.at(-1)!;

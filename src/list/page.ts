@@ -77,27 +77,33 @@ export async function fetchRows<Row extends Record<string, unknown>>(
     const rows = (await base.limit(limit + 1)) as Row[];
     return { rows: rows.slice(0, limit), more: rows.length > limit };
   }
-  const bytes = rowBytesSql(listing.texts);
-  const window = query.order.map((t) => `?? ${t.descending ? "DESC" : "ASC"}`).join(", ");
-  const columns = query.order.map((t) => t.column);
+  const raw = base.client.raw.bind(base.client);
+  const { sql, bindings } = rowBytesSql(listing.texts);
+  const size = raw(sql, bindings);
+  const order = raw(
+    query.order.map((t) => `?? ${t.descending ? "DESC" : "ASC"}`).join(", "),
+    query.order.map((t) => t.column),
+  );
   // running_bytes: this row and those before it. A row is read while the rows between the first and
   // it take less than maxBytes: every row that fits, the one that does not, and at most one more.
   base.select(
-    base.client.raw(
-      `sum(${bytes.sql}) OVER (ORDER BY ${window}) AS running_bytes,
-       sum(${bytes.sql}) OVER (ORDER BY ${window}) - ${bytes.sql} - first_value(${bytes.sql}) OVER (ORDER BY ${window}) AS budget_before`,
-      [...bytes.bindings, ...columns, ...bytes.bindings, ...columns, ...bytes.bindings, ...bytes.bindings, ...columns],
-    ),
+    raw("sum(?) OVER (ORDER BY ?) AS running_bytes, ? + first_value(?) OVER (ORDER BY ?) AS own_and_first_bytes", [
+      size,
+      order,
+      size,
+      size,
+      order,
+    ]),
   );
   const read = (await base.client
     .queryBuilder()
     .select("*")
     .from(base.limit(limit + 1).as("budgeted"))
-    .where("budget_before", "<", maxBytes)
-    .orderBy("running_bytes")) as (Row & { runningBytes: number | string; budgetBefore: unknown })[];
+    .whereRaw("running_bytes - own_and_first_bytes < ?", [maxBytes])
+    .orderBy("running_bytes")) as (Row & { runningBytes: number | string; ownAndFirstBytes: unknown })[];
   let kept = 0;
   while (kept < Math.min(read.length, limit) && (kept === 0 || Number(read[kept]!.runningBytes) <= maxBytes)) kept++;
-  const rows = read.slice(0, kept).map(({ runningBytes: _r, budgetBefore: _b, ...row }) => row as unknown as Row);
+  const rows = read.slice(0, kept).map(({ runningBytes: _r, ownAndFirstBytes: _o, ...row }) => row as unknown as Row);
   return { rows, more: read.length > kept };
 }
 

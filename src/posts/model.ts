@@ -1,5 +1,6 @@
 import { Model } from "objection";
 import type { Modifiers, RelationMappings } from "objection";
+import { utf8Bytes } from "../list/row-bytes.js";
 import { User } from "../users/model.js";
 
 /** Post is a row of `posts`, owned by one user. */
@@ -30,5 +31,10 @@ export class Post extends Model {
   };
 }
 
-/** PostRow is a post as read: a model, or a plain row from a cursor. */
+/** PostRow is a post as read: a model, or a plain row (an export chunk, a page). */
 export type PostRow = Pick<Post, "id" | "userId" | "title" | "content" | "version" | "createTime" | "updateTime">;
+
+/** postBytes bounds from above what a post takes in a reply. */
+export function postBytes(post: Pick<PostRow, "title" | "content">): number {
+  return utf8Bytes(post.title, post.content);
+}

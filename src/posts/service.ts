@@ -7,7 +7,7 @@ import { maskedFields } from "../grpc/field-mask.js";
 import { createResource, deleteResource, updateResource } from "../grpc/resource-handlers.js";
 import { listPageBytes, maxBytesPerMessage, messageBatches, replyWithin } from "../grpc/stream-budget.js";
 import type { ServiceLimits } from "../grpc/stream-budget.js";
-import { utf8Bytes } from "../list/row-bytes.js";
+import { postBytes } from "./model.js";
 import { totalCount } from "../grpc/total-count.js";
 import { trimWhiteSpace } from "../grpc/trim.js";
 import { exportChunks } from "../list/export.js";
@@ -71,7 +71,7 @@ export function postService(
         posts.list(request.userId, query, pageSize(request.pageSize), tokens, pageBytes),
         posts.total(request.userId, query, totalCount(request.totalSizeMode)),
       ]);
-      const bytes = page.rows.reduce((sum, p) => sum + utf8Bytes(p.title, p.content), 0);
+      const bytes = page.rows.reduce((sum, p) => sum + postBytes(p), 0);
       replyWithin(bytes, pageBytes, "this post alone is larger than the server sends in one message");
       return {
         posts: page.rows.map(postToProto),
@@ -85,7 +85,7 @@ export function postService(
       const { userId, requests } = request;
       const fields = requests.map((r) => fieldsOf(required(r.post, "requests[].post")));
       // Sized before the INSERT: a reply that cannot be sent must not leave committed rows behind.
-      const bytes = fields.reduce((sum, p) => sum + utf8Bytes(p.title, p.content), 0);
+      const bytes = fields.reduce((sum, p) => sum + postBytes(p), 0);
       replyWithin(bytes, maxReplyBytes, "send the posts in smaller batches");
       const created = await createResource(
         "post",
@@ -105,7 +105,7 @@ export function postService(
       const read = (after: Position | undefined, limit: number) =>
         posts.exportChunk(request.userId, query, after, limit, messageBytes);
       for await (const rows of exportChunks(postsListing, query, read, signal, streamShare)) {
-        for (const batch of messageBatches(rows, (p) => utf8Bytes(p.title, p.content), messageBytes)) {
+        for (const batch of messageBatches(rows, postBytes, messageBytes)) {
           yield { posts: batch.map(postToProto) };
         }
       }

@@ -1,6 +1,6 @@
 import { Model } from "objection";
 import type { RelationMappings } from "objection";
-import { Post } from "../posts/model.js";
+import { Post, postBytes } from "../posts/model.js";
 import type { PostRow } from "../posts/model.js";
 import { utf8Bytes } from "../list/row-bytes.js";
 
@@ -26,7 +26,7 @@ export class User extends Model {
   });
 }
 
-/** UserRow is a user as read: a model, or a plain row from a cursor. */
+/** UserRow is a user as read: a model, or a plain row (an export chunk, a page). */
 export type UserRow = Pick<User, "id" | "name" | "age" | "version" | "createTime" | "updateTime"> & {
   posts?: PostRow[] | undefined;
 };
@@ -34,6 +34,6 @@ export type UserRow = Pick<User, "id" | "name" | "age" | "version" | "createTime
 /** userBytes bounds from above what a user (with the posts fetched) takes in a reply. */
 export function userBytes(user: UserRow): number {
   let bytes = utf8Bytes(user.name);
-  for (const post of user.posts ?? []) bytes += utf8Bytes(post.title, post.content);
+  for (const post of user.posts ?? []) bytes += postBytes(post);
   return bytes;
 }

@@ -104,7 +104,7 @@ export function userService(
         users.list(query, pageSize(request.pageSize), withPosts, tokens, pageBytes),
         users.total(query, totalCount(request.totalSizeMode)),
       ]);
-      // Only a first user whose posts alone take more than a page may is refused.
+      // The repository ends the page before a user that does not fit, so only a first user too large alone is refused.
       const bytes = page.rows.reduce((sum, u) => sum + userBytes(u), 0);
       replyWithin(bytes, pageBytes, "this user's posts alone take more: read them with ListPosts, or use view BASIC");
       return {
