@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { UserView } from "../gen/blog/v1/user_pb.js";
+import pg from "pg";
 import { countStatements, grpcError, startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 
@@ -248,5 +249,30 @@ describe("concurrent reads", () => {
     });
     assert.ok(statements.length < 50, `${statements.length} statements`);
     assert.equal(statements.length % 2, 0, "each batch is one users and one posts statement");
+  });
+
+  it("of one user by two callers share a statement that one caller's deadline does not cancel", async () => {
+    const user = await newUser("Shared");
+    const lock = new pg.Client({ connectionString: env.db.client.config.connection.connectionString });
+    await lock.connect();
+    try {
+      // The shared SELECT waits on the lock past the first caller's deadline.
+      await lock.query("BEGIN");
+      await lock.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+      const statements = await countStatements(env.db, async () => {
+        const hasty = grpcError(env.users.getUser({ id: user.id }, { deadline: Date.now() + 500 }));
+        const patient = env.users.getUser({ id: user.id });
+        assert.equal((await hasty).code, status.DEADLINE_EXCEEDED);
+        await lock.query("COMMIT");
+        assert.equal((await patient).user?.name, "Shared");
+      });
+      assert.equal(
+        statements.filter((sql) => /from "users"/.test(sql)).length,
+        1,
+        "the two reads shared one statement",
+      );
+    } finally {
+      await lock.end();
+    }
   });
 });

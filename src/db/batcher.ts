@@ -38,8 +38,10 @@ export class Batcher<K, V> {
     this.pending = new Map();
     this.scheduled = false;
     const load = () => this.run([...batch.keys()]);
-    // A batch of one serves one call: it stays bound by that call's deadline.
-    (batch.size === 1 ? load() : unbound(load)).then(
+    // A batch serving one call stays bound by that call's deadline; one serving
+    // several (two calls may ask for the same key) runs unbound.
+    const calls = [...batch.values()].reduce((n, waiters) => n + waiters.length, 0);
+    (calls === 1 ? load() : unbound(load)).then(
       (values) => {
         for (const [key, waiters] of batch) for (const w of waiters) w.resolve(values.get(key) ?? this.missing);
       },
