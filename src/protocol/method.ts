@@ -5,9 +5,13 @@ import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 /** Init is what a message may be built from: a message or a plain object of its fields. */
 export type Init<M extends DescMessage> = MessageInitShape<M>;
 
-/** encode serializes a message (or the init shape of one) of schema to protobuf binary. */
+/**
+ * encode serializes a message (or the init shape of one) of schema to
+ * protobuf binary, as a Buffer over the encoded bytes (not a copy of them).
+ */
 export function encode(schema: DescMessage, value: unknown): Buffer {
-  return Buffer.from(toBinary(schema, create(schema, value as Init<DescMessage>)));
+  const bytes = toBinary(schema, create(schema, value as Init<DescMessage>));
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
