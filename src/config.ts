@@ -47,6 +47,8 @@ export interface Config {
   streamPoolShare: number;
   /** largeReadsMax is how many BatchGetUsers and ListUsers with view FULL run at once (LARGE_READS_MAX). */
   largeReadsMax: number;
+  /** largeReadBytesPerSecond is the reply bytes per second those reads may build together (LARGE_READ_BYTES_PER_SECOND). */
+  largeReadBytesPerSecond: number;
   /** watchHeartbeatMs: an idle watch sends a heartbeat this often (WATCH_HEARTBEAT_INTERVAL_MS). */
   watchHeartbeatMs: number;
   /** watchPollMs: watchers read the feed this often when no notification wakes them (WATCH_POLL_INTERVAL_MS). */
@@ -141,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     streamMaxPerProcess: positiveInt(env, "STREAM_MAX_PER_PROCESS", 256),
     streamPoolShare,
     largeReadsMax: positiveInt(env, "LARGE_READS_MAX", 2),
+    largeReadBytesPerSecond: positiveInt(env, "LARGE_READ_BYTES_PER_SECOND", 16 * 2 ** 20),
     watchHeartbeatMs: positiveInt(env, "WATCH_HEARTBEAT_INTERVAL_MS", 10_000),
     watchPollMs: positiveInt(env, "WATCH_POLL_INTERVAL_MS", 1_000),
     changeRetentionMs: positiveInt(env, "CHANGE_FEED_RETENTION_HOURS", 24) * 3_600_000,

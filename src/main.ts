@@ -9,7 +9,7 @@ import { createLogger } from "./log.js";
 import type { Logger } from "./log.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
 import { startTracing } from "./observability/tracing.js";
-import { apiServices, createServer } from "./server.js";
+import { apiServices, createServer, serverSettings } from "./server.js";
 
 // The process entry point: read config, open the database, migrate,
 // listen, and shut down in order on SIGINT/SIGTERM.
@@ -31,25 +31,7 @@ async function main(config: Config, log: Logger): Promise<void> {
     await stopDatabase();
     throw error;
   }
-  const server = createServer({
-    db,
-    replicas,
-    log,
-    grpcOptions: config.grpcServerOptions,
-    dbHealthIntervalMs: config.dbHealthIntervalMs,
-    poolStarvedMs: config.poolStarvedMs,
-    credentials,
-    authTokens,
-    streamMaxLifetimeMs: config.streamMaxLifetimeMs,
-    streamIdleWriteMs: config.streamIdleWriteMs,
-    streamCaps: { perConnection: config.streamMaxPerConnection, perProcess: config.streamMaxPerProcess },
-    streamPoolShare: config.streamPoolShare,
-    largeReadsMax: config.largeReadsMax,
-    watchHeartbeatMs: config.watchHeartbeatMs,
-    watchPollMs: config.watchPollMs,
-    changeRetentionMs: config.changeRetentionMs,
-    changeListenUrl: config.databaseMigrationUrl,
-  });
+  const server = createServer({ ...serverSettings(config), db, replicas, log, credentials, authTokens });
   const port = await server.listen(config.grpcAddress).catch(async (error: unknown) => {
     await stopDatabase();
     throw error;

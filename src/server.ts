@@ -15,6 +15,7 @@ import { readYourWrites } from "./grpc/read-your-writes.js";
 import { addReflection } from "./grpc/reflection.js";
 import { serverOptions } from "./grpc/server-options.js";
 import { streamCaps } from "./grpc/stream-caps.js";
+import { ByteRate } from "./grpc/byte-rate.js";
 import { takingTurns } from "./grpc/turns.js";
 import type { StreamCaps } from "./grpc/stream-caps.js";
 import { validation } from "./grpc/validation.js";
@@ -26,6 +27,7 @@ import { PoolShare } from "./db/pool-share.js";
 import { primaryReader, replicaReader } from "./db/read-routing.js";
 import type { ReplicaSet } from "./db/replicas.js";
 import { lazyPageTokens } from "./list/tokens.js";
+import type { Config } from "./config.js";
 import type { Logger } from "./log.js";
 import { instrument } from "./observability/instrument.js";
 import { PostRepository } from "./posts/repository.js";
@@ -59,6 +61,8 @@ export interface ServerDeps {
   streamPoolShare?: number;
   /** largeReadsMax is how many BatchGetUsers and ListUsers with view FULL run at once (LARGE_READS_MAX; default 2). */
   largeReadsMax?: number;
+  /** largeReadBytesPerSecond is the reply bytes per second those reads may build together (LARGE_READ_BYTES_PER_SECOND; default 16 MiB). */
+  largeReadBytesPerSecond?: number;
   /** watchHeartbeatMs: a watch that sent nothing for this long sends a heartbeat (WATCH_HEARTBEAT_INTERVAL_MS; default 10 s). */
   watchHeartbeatMs?: number;
   /** watchPollMs: watchers read the feed at least this often, notified or not (WATCH_POLL_INTERVAL_MS; default 1 s). */
@@ -67,6 +71,30 @@ export interface ServerDeps {
   changeRetentionMs?: number;
   /** changeListenUrl is where the change feed LISTENs: a direct connection (DATABASE_MIGRATION_URL) when db goes through PgBouncer. */
   changeListenUrl?: string;
+}
+
+/**
+ * serverSettings are the ServerDeps that come from the configuration: what
+ * main.ts deploys (and the benchmarks' service runs) with.
+ */
+export function serverSettings(
+  config: Config,
+): Omit<ServerDeps, "db" | "replicas" | "log" | "credentials" | "authTokens"> {
+  return {
+    grpcOptions: config.grpcServerOptions,
+    dbHealthIntervalMs: config.dbHealthIntervalMs,
+    poolStarvedMs: config.poolStarvedMs,
+    streamMaxLifetimeMs: config.streamMaxLifetimeMs,
+    streamIdleWriteMs: config.streamIdleWriteMs,
+    streamCaps: { perConnection: config.streamMaxPerConnection, perProcess: config.streamMaxPerProcess },
+    streamPoolShare: config.streamPoolShare,
+    largeReadsMax: config.largeReadsMax,
+    largeReadBytesPerSecond: config.largeReadBytesPerSecond,
+    watchHeartbeatMs: config.watchHeartbeatMs,
+    watchPollMs: config.watchPollMs,
+    changeRetentionMs: config.changeRetentionMs,
+    changeListenUrl: config.databaseMigrationUrl,
+  };
 }
 
 /** BlogServer is a configured server that has not started listening. */
@@ -108,6 +136,7 @@ export function createServer({
   streamCaps: caps = { perConnection: 16, perProcess: 256 },
   streamPoolShare,
   largeReadsMax = 2,
+  largeReadBytesPerSecond = 16 * 2 ** 20,
   watchHeartbeatMs = 10_000,
   watchPollMs = 1_000,
   changeRetentionMs = 24 * 3_600_000,
@@ -126,7 +155,10 @@ export function createServer({
     ...(authTokens === undefined ? [] : [authenticate(authTokens, log)]),
     streamCaps(caps),
     validation,
-    takingTurns(new PoolShare(largeReadsMax), (call, request) => largeRead(call.method, request)),
+    takingTurns(new PoolShare(largeReadsMax), (call, request) => largeRead(call.method, request), {
+      budget: new ByteRate(largeReadBytesPerSecond),
+      variable: "LARGE_READ_BYTES_PER_SECOND",
+    }),
   ];
   // With replicas, read-only calls may read from them and writes answer with their WAL position.
   if (replicas !== undefined) middleware.push(readYourWrites(db, log));

@@ -11,10 +11,12 @@ import { UserService } from "../gen/blog/v1/user_service_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createClient } from "../src/client/transport.js";
 import type { ClientError } from "../src/client/transport.js";
+import { decodeErrorDetails } from "../src/client/errors.js";
 import { poolOf } from "../src/db/knex-internals.js";
 import { serverOptions } from "../src/grpc/server-options.js";
 import { encode } from "../src/protocol/method.js";
 import { startCustomServer } from "./custom-server.js";
+import { grpcError } from "./helpers.js";
 import { grpcFrame } from "./raw-http2.js";
 import type { CustomServer } from "./custom-server.js";
 
@@ -567,6 +569,39 @@ describe("server streams: caps per connection and process, and their share of th
     }
   });
 
+  it("builds no more than LARGE_READ_BYTES_PER_SECOND of those replies: past it a caller waits, or hears when to retry", async () => {
+    const budgeted = await startCustomServer({ largeReadBytesPerSecond: 100_000 });
+    const id = await storeUser(budgeted.db, "Budgeted", 30, "b".repeat(10_000));
+    const users = createClient(UserService, `127.0.0.1:${budgeted.port}`, credentials.createInsecure());
+    try {
+      // The first read finds the whole budget (one second's worth) and leaves it about 2 s in debt.
+      assert.equal((await users.batchGetUsers({ ids: [id], view: UserView.FULL })).users[0]?.posts.length, 30);
+      const hasty = users.batchGetUsers({ ids: [id], view: UserView.FULL }, { deadline: Date.now() + 1000 });
+      const refused = await grpcError(hasty);
+      assert.equal(refused.code, status.RESOURCE_EXHAUSTED);
+      assert.match(
+        refused.details,
+        /budget of 100000 reply bytes per second \(LARGE_READ_BYTES_PER_SECOND\); retry in \d\.\d s/,
+      );
+      const details = decodeErrorDetails(refused.metadata);
+      const info = details.find((d) => d.$typeName === "google.rpc.ErrorInfo");
+      assert.equal(info?.$typeName === "google.rpc.ErrorInfo" && info.reason, "LARGE_READ_BUDGET");
+      const retry = details.find((d) => d.$typeName === "google.rpc.RetryInfo");
+      assert.ok(
+        retry?.$typeName === "google.rpc.RetryInfo" && retry.retryDelay!.seconds >= 1n,
+        "RetryInfo says to wait past the deadline",
+      );
+      // Reads that are not of many users with their posts are not held up.
+      assert.equal((await users.batchGetUsers({ ids: [id] })).users.length, 1);
+      assert.equal((await users.getUser({ id, view: UserView.FULL })).user?.posts.length, 30);
+      // A caller that can wait is answered once the debt is paid.
+      assert.equal((await users.batchGetUsers({ ids: [id], view: UserView.FULL })).users[0]?.posts.length, 30);
+    } finally {
+      users.close();
+      await budgeted.close();
+    }
+  });
+
   it("reads the caps and the share from STREAM_MAX_PER_CONNECTION, STREAM_MAX_PER_PROCESS and STREAM_POOL_SHARE", () => {
     const defaults = loadConfig({});
     assert.deepEqual(
@@ -578,5 +613,7 @@ describe("server streams: caps per connection and process, and their share of th
     assert.throws(() => loadConfig({ STREAM_POOL_SHARE: "11" }), /STREAM_POOL_SHARE must be at most DATABASE_POOL_MAX/);
     assert.equal(defaults.largeReadsMax, 2);
     assert.equal(loadConfig({ LARGE_READS_MAX: "1" }).largeReadsMax, 1);
+    assert.equal(defaults.largeReadBytesPerSecond, 16 * 2 ** 20);
+    assert.equal(loadConfig({ LARGE_READ_BYTES_PER_SECOND: "1000" }).largeReadBytesPerSecond, 1000);
   });
 });

@@ -2,7 +2,7 @@ import { loadConfig } from "../../src/config.js";
 import { openDatabase } from "../../src/db/open.js";
 import { createLogger } from "../../src/log.js";
 import { startMetricsServer } from "../../src/observability/metrics-server.js";
-import { createServer } from "../../src/server.js";
+import { createServer, serverSettings } from "../../src/server.js";
 import { answerOrchestrator } from "./child.js";
 
 // `service`: our server as src/main.ts deploys it (same config, logger, Knex
@@ -17,7 +17,7 @@ const log = createLogger(config.logLevel);
 const { db, close } = await openDatabase(config, log);
 let statements = 0;
 db.on("query", () => statements++);
-const server = createServer({ db, log, grpcOptions: config.grpcServerOptions });
+const server = createServer({ ...serverSettings(config), db, log });
 const port = await server.listen("127.0.0.1:0");
 const metrics =
   config.metricsAddress === undefined ? undefined : await startMetricsServer(config.metricsAddress, server.metrics);

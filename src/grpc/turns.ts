@@ -1,21 +1,33 @@
 import type { PoolShare } from "../db/pool-share.js";
 import type { Middleware } from "./adapter.js";
+import type { ByteRate } from "./byte-rate.js";
 import type { CallContext } from "./call-context.js";
 
 /**
  * takingTurns runs the unary calls that `applies` picks one share's turn at a
  * time: at most `share.size` of them at once, reply encoding included (the
  * adapter encodes inside the handler the middleware wraps); the rest wait, in
- * order, bounded by their deadline. Reads whose replies take megabytes
- * (BatchGetUsers and ListUsers with view FULL) then cannot take every core
- * from the calls around them, however many callers send them.
+ * order, bounded by their deadline. With a `rate`, they also build no more
+ * reply bytes per second than it allows: a call whose turn comes while the
+ * budget is in debt waits, or is refused if its deadline would pass first.
+ * Reads whose replies take megabytes (BatchGetUsers and ListUsers with view
+ * FULL) then cannot take every core from the calls around them, however many
+ * callers send them.
  */
 export function takingTurns(
   share: PoolShare,
   applies: (context: CallContext, request: unknown) => boolean,
+  rate?: { budget: ByteRate; variable: string },
 ): Middleware {
   return (next) => (request, context) =>
     context.type === "unary" && applies(context, request)
-      ? share.run(context.signal, async () => next(request, context))
+      ? share.run(context.signal, async () => {
+          if (rate === undefined) return next(request, context);
+          await rate.budget.turn(context.signal, context.deadline, rate.variable);
+          const reply = await next(request, context);
+          // The innermost step hands back the encoded reply: its size is what it cost.
+          rate.budget.spend((reply as Uint8Array).byteLength);
+          return reply;
+        })
       : next(request, context);
 }

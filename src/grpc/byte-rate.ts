@@ -1,0 +1,71 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { status } from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { anyPack, durationFromMs } from "@bufbuild/protobuf/wkt";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { CallCancelled } from "../db/errors.js";
+import { ServiceError, errorInfo } from "./errors.js";
+
+/**
+ * ByteRate is a budget of reply bytes per second that a kind of call shares:
+ * a token bucket that holds at most one second's worth and may go into debt.
+ * A call waits until the budget is out of debt, runs, and then pays for the
+ * reply it built, by its size; so over time the calls build no more than
+ * `bytesPerSecond`, however many callers send them and however large each
+ * reply turns out to be.
+ */
+export class ByteRate {
+  private balance: number;
+  private at = performance.now();
+
+  constructor(readonly bytesPerSecond: number) {
+    if (!(bytesPerSecond > 0)) throw new Error(`a byte rate is positive, not ${bytesPerSecond}`);
+    this.balance = bytesPerSecond;
+  }
+
+  /** debtMs is how long, from now, until the budget is out of debt (0: it is not in debt). */
+  debtMs(): number {
+    this.refill();
+    return this.balance >= 0 ? 0 : (-this.balance / this.bytesPerSecond) * 1000;
+  }
+
+  /** spend pays for `bytes` built. */
+  spend(bytes: number): void {
+    this.refill();
+    this.balance -= bytes;
+  }
+
+  /**
+   * turn waits until the budget is out of debt. A call whose deadline would
+   * pass first is refused at once with RESOURCE_EXHAUSTED (reason
+   * LARGE_READ_BUDGET) and a RetryInfo of the wait; one cancelled while it
+   * waits stops waiting.
+   */
+  async turn(signal: AbortSignal, deadline: number | undefined, variable: string): Promise<void> {
+    const waitMs = this.debtMs();
+    if (waitMs === 0) return;
+    if (deadline !== undefined && Date.now() + waitMs >= deadline) throw this.exhausted(waitMs, variable);
+    await sleep(Math.ceil(waitMs), undefined, { signal }).catch(() => {
+      throw new CallCancelled();
+    });
+  }
+
+  private refill(): void {
+    const now = performance.now();
+    this.balance = Math.min(this.bytesPerSecond, this.balance + ((now - this.at) / 1000) * this.bytesPerSecond);
+    this.at = now;
+  }
+
+  private exhausted(waitMs: number, variable: string): ServiceError {
+    const seconds = (waitMs / 1000).toFixed(1);
+    return new ServiceError(
+      status.RESOURCE_EXHAUSTED,
+      `reads of many users with their posts have used the server's budget of ${this.bytesPerSecond} reply bytes per second (${variable}); ` +
+        `retry in ${seconds} s, with a later deadline, or ask for fewer users or view BASIC`,
+      [
+        errorInfo("LARGE_READ_BUDGET", { bytesPerSecond: String(this.bytesPerSecond) }),
+        anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: durationFromMs(Math.ceil(waitMs)) })),
+      ],
+    );
+  }
+}
