@@ -48,8 +48,14 @@ it("the production image ships no development-only package: embedded PostgreSQL 
 
 it("the Dockerfile runs what `npm run build` produces, and the compiled migrations run", async () => {
   const dockerfile = await readFile(path.join(root, "Dockerfile"), "utf8");
-  const cmd = /^CMD \["node", "([^"]+)"\]$/m.exec(dockerfile)?.[1];
-  assert.equal(cmd, "dist/src/main.js");
+  const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? "[]") as string[];
+  assert.equal(cmd[0], "node");
+  assert.equal(cmd.at(-1), "dist/src/main.js");
+  // The image runs node with the same flags as `npm start` (the heap's young generation; see README, Deployment).
+  const pkg = JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { scripts: { start: string } };
+  const startFlags = pkg.scripts.start.split(" ").filter((a) => a.startsWith("--") && a !== "--import");
+  assert.deepEqual(cmd.slice(1, -1), startFlags);
+  assert.ok(startFlags.includes("--max-semi-space-size=32"));
   await run(path.join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", outDir], { cwd: root });
   const database = await createTestDatabase();
   try {
