@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 
 let ticksPerSecond: number | undefined;
 
@@ -56,5 +56,56 @@ export class CpuTime {
     const end = cpuTicks(this.pid, this.children);
     if (this.start === undefined || end === undefined) return undefined;
     return ((end - this.start) * 1_000_000) / clockTicks();
+  }
+}
+
+/** ThreadShare is one thread's time over a window: on a CPU, and runnable but waiting for one, as shares of the window. */
+export interface ThreadShare {
+  running: number;
+  waiting: number;
+}
+
+/** schedstats reads every thread's nanoseconds on a CPU and waiting on a run queue (/proc/<pid>/task/<tid>/schedstat). */
+function schedstats(pid: number): Map<string, [number, number]> {
+  const threads = new Map<string, [number, number]>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [running, waiting] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ").map(Number);
+        threads.set(tid, [running!, waiting!]);
+      } catch {
+        // the thread ended
+      }
+    }
+  } catch {
+    // no /proc, or the process is gone
+  }
+  return threads;
+}
+
+/**
+ * BusiestThread follows a process's threads over one window and tells how
+ * the one that ran most spent it. A thread whose running and waiting for a
+ * CPU fill the window was never idle: it, and the CPU it could get, bounded
+ * the work, not what it would otherwise wait on (the network, the database).
+ */
+export class BusiestThread {
+  private readonly start: Map<string, [number, number]>;
+  private readonly started = performance.now();
+
+  constructor(private readonly pid: number) {
+    this.start = schedstats(pid);
+  }
+
+  /** stop returns the busiest thread's shares of the window (undefined without /proc). */
+  stop(): ThreadShare | undefined {
+    const windowNs = (performance.now() - this.started) * 1e6;
+    let busiest: ThreadShare | undefined;
+    for (const [tid, [running, waiting]] of schedstats(this.pid)) {
+      const [running0, waiting0] = this.start.get(tid) ?? [0, 0];
+      const share = { running: (running - running0) / windowNs, waiting: (waiting - waiting0) / windowNs };
+      if (busiest === undefined || share.running > busiest.running) busiest = share;
+    }
+    return busiest;
   }
 }
