@@ -26,6 +26,8 @@ export interface BenchOptions {
   outDir: string;
   /** profile runs every server process with --cpu-prof, profiles in bench/results/tmp/profiles/<impl>/. */
   profile: boolean;
+  /** fixedRequest sends the scenario's sample request on every call instead of a random one. */
+  fixedRequest: boolean;
 }
 
 const usage = `npm run bench -- [options]
@@ -42,14 +44,23 @@ const usage = `npm run bench -- [options]
   --scenario ID           run only these scenarios (repeatable)
   --impl NAME             run only these implementations (repeatable; service always runs)
   --out DIR               where results go (default bench/results; --quick bench/results/tmp)
+  --fixed-request         every call sends the scenario's sample request (one id), as a load generator
+                          with a fixed body does; concurrent reads of one key then share statements
   --profile               V8 CPU profiles of the server processes in bench/results/tmp/profiles/<impl>/
                           (one file per thread; the largest is the main thread)`;
 
-function number(value: string | undefined, name: string, fallback: number, integer = true): number {
+/** positiveNumber reads a positive option value (fallback when absent); help follows the error message. */
+export function positiveNumber(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  integer = true,
+  help = usage,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isSafeInteger(n))) {
-    throw new Error(`--${name} must be a positive ${integer ? "integer" : "number"}, got "${value}"\n\n${usage}`);
+    throw new Error(`--${name} must be a positive ${integer ? "integer" : "number"}, got "${value}"\n\n${help}`);
   }
   return n;
 }
@@ -73,6 +84,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchOptions {
       impl: { type: "string", multiple: true },
       out: { type: "string" },
       profile: { type: "boolean", default: false },
+      "fixed-request": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -83,7 +95,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchOptions {
   const quick = values.quick;
   const concurrency = (values.concurrency ?? (quick ? "1,4" : "1,16,64"))
     .split(",")
-    .map((c) => number(c.trim(), "concurrency", 1));
+    .map((c) => positiveNumber(c.trim(), "concurrency", 1));
   const chosen = values.impl ?? [...implementations];
   for (const name of chosen) {
     if (!(implementations as readonly string[]).includes(name)) {
@@ -92,18 +104,19 @@ export function parseBenchArgs(argv: string[], root: string): BenchOptions {
   }
   return {
     quick,
-    users: number(values.users, "users", quick ? 200 : 100_000),
-    postsPerUser: number(values["posts-per-user"], "posts-per-user", 10),
+    users: positiveNumber(values.users, "users", quick ? 200 : 100_000),
+    postsPerUser: positiveNumber(values["posts-per-user"], "posts-per-user", 10),
     concurrency,
     concurrencyGiven: values.concurrency !== undefined,
-    warmupMs: number(values.warmup, "warmup", quick ? 0.2 : 3, false) * 1000,
-    durationMs: number(values.duration, "duration", quick ? 0.5 : 10, false) * 1000,
-    rounds: number(values.rounds, "rounds", quick ? 1 : 5),
-    pool: number(values.pool, "pool", 10),
-    workers: number(values.workers, "workers", 1),
+    warmupMs: positiveNumber(values.warmup, "warmup", quick ? 0.2 : 3, false) * 1000,
+    durationMs: positiveNumber(values.duration, "duration", quick ? 0.5 : 10, false) * 1000,
+    rounds: positiveNumber(values.rounds, "rounds", quick ? 1 : 5),
+    pool: positiveNumber(values.pool, "pool", 10),
+    workers: positiveNumber(values.workers, "workers", 1),
     scenarios: values.scenario,
     implementations: implementations.filter((i) => i === "service" || chosen.includes(i)),
     outDir: path.resolve(root, values.out ?? (quick ? "bench/results/tmp" : "bench/results")),
     profile: values.profile,
+    fixedRequest: values["fixed-request"],
   };
 }

@@ -5,6 +5,7 @@ import type { TargetRef } from "./load/protocol.js";
 import { measure } from "./report/results.js";
 import type { Measurement, Tally } from "./report/results.js";
 import type { Scenario } from "./scenarios/scenario.js";
+import { CpuTime } from "./servers/cpu.js";
 import { PeakMemory } from "./servers/memory.js";
 import type { RunningServer } from "./servers/spawn.js";
 
@@ -28,20 +29,30 @@ function newTally(scenario: Scenario): Tally {
     elapsedMs: 0,
     statements: undefined,
     peakRss: undefined,
+    cpuUs: undefined,
   };
 }
 
 /**
  * measureAt runs one scenario at one concurrency on every implementation:
  * a warm-up each, then `rounds` timed slices taken in turn (the order rotates
- * every round), so a noisy neighbour hurts everyone alike.
+ * every round), so a noisy neighbour hurts everyone alike. A server's CPU
+ * time is read around each of its slices (after the statement count is
+ * asked, so the question's own cost stays outside) and summed.
  */
 async function measureAt(bench: Bench, scenario: Scenario, concurrency: number): Promise<Measurement[]> {
   const { options, load, targets, servers } = bench;
   const impls = [...targets.keys()];
   const tallies = new Map(impls.map((impl) => [impl, newTally(scenario)]));
   for (const impl of impls) {
-    const warm = await load.run(targets.get(impl)!, scenario.id, concurrency, options.warmupMs, false);
+    const warm = await load.run(
+      targets.get(impl)!,
+      scenario.id,
+      concurrency,
+      options.warmupMs,
+      false,
+      options.fixedRequest,
+    );
     const tally = tallies.get(impl)!;
     tally.errors += warm.errors;
     tally.errorSample ??= warm.errorSample && `warm-up: ${warm.errorSample}`;
@@ -52,7 +63,9 @@ async function measureAt(bench: Bench, scenario: Scenario, concurrency: number):
     for (const impl of rotate(impls, round)) {
       const server = servers.get(impl);
       const before = (await server?.statements()) ?? 0;
-      const result = await load.run(targets.get(impl)!, scenario.id, concurrency, slice, true);
+      const cpu = server && new CpuTime(server.pid);
+      const result = await load.run(targets.get(impl)!, scenario.id, concurrency, slice, true, options.fixedRequest);
+      const cpuUs = cpu?.stop();
       const sent = server ? (await server.statements()) - before : result.statements;
       const tally = tallies.get(impl)!;
       tally.histogram.add(result.histogram!);
@@ -63,6 +76,7 @@ async function measureAt(bench: Bench, scenario: Scenario, concurrency: number):
       tally.errorSample ??= result.errorSample;
       tally.elapsedMs += result.elapsedMs;
       tally.statements = (tally.statements ?? 0) + sent;
+      if (cpuUs !== undefined) tally.cpuUs = (tally.cpuUs ?? 0) + cpuUs;
     }
   }
   for (const [impl, peak] of peaks) tallies.get(impl)!.peakRss = peak.stop();

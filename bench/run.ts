@@ -107,6 +107,7 @@ async function main(): Promise<number> {
       rounds: options.rounds,
       pool: options.pool,
       workers: options.workers,
+      fixedRequest: options.fixedRequest,
     },
     scenarios: results,
   };

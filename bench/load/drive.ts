@@ -11,6 +11,14 @@ export function encodeRequest(scenario: Scenario, data: DataSet, sample = false)
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Phase is how one phase loads a target: calls in flight, for how long, and whether one request is sent every time. */
+export interface Phase {
+  lanes: number;
+  durationMs: number;
+  /** fixed sends the scenario's sample request, encoded once, on every call; else each call draws its own. */
+  fixed: boolean;
+}
+
 /**
  * drive keeps `lanes` calls in flight until durationMs has passed (a closed
  * loop: each lane starts its next call when the previous one ends), then waits
@@ -27,8 +35,7 @@ export function drive(
   target: Target,
   scenario: Scenario,
   data: DataSet,
-  lanes: number,
-  durationMs: number,
+  { lanes, durationMs, fixed }: Phase,
   histogram: Histogram | undefined,
   stopped: () => boolean,
 ): Promise<PhaseCounts> {
@@ -38,13 +45,14 @@ export function drive(
     const counts: PhaseCounts = { calls: 0, rows: 0, errors: 0, errorSample: undefined, elapsedMs: 0 };
     let running = lanes;
     let laneMs = 0;
+    const fixedRequest = fixed ? encodeRequest(scenario, data, true) : undefined;
     const next = () => {
       if (stopped() || performance.now() >= deadline) {
         laneMs += performance.now() - started;
         if (--running === 0) resolve({ ...counts, elapsedMs: laneMs / lanes });
         return;
       }
-      const request = encodeRequest(scenario, data);
+      const request = fixedRequest ?? encodeRequest(scenario, data);
       const callStarted = performance.now();
       target.call(scenario, request, false, (error, _responses, rows) => {
         if (error === undefined) {

@@ -65,13 +65,17 @@ export class LoadGenerator {
     });
   }
 
-  /** run keeps `concurrency` calls in flight on target for durationMs; record keeps latencies. */
+  /**
+   * run keeps `concurrency` calls in flight on target for durationMs; record
+   * keeps latencies; fixed sends the scenario's sample request every time.
+   */
   async run(
     target: TargetRef,
     scenario: string,
     concurrency: number,
     durationMs: number,
     record: boolean,
+    fixed = false,
   ): Promise<PhaseResult> {
     const answers = await Promise.all(
       this.workers
@@ -79,7 +83,7 @@ export class LoadGenerator {
         .filter(({ lanes }) => lanes > 0)
         .map(async ({ worker, lanes }) => ({
           lanes,
-          answer: await this.ask(worker, { type: "run", target, scenario, lanes, durationMs, record }),
+          answer: await this.ask(worker, { type: "run", target, scenario, lanes, durationMs, record, fixed }),
         })),
     );
     const result: PhaseResult = {

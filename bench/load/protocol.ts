@@ -17,7 +17,17 @@ export interface TargetRef {
 
 /** ToWorker asks a load-generator thread for a phase, a sample answer or to close. */
 export type ToWorker =
-  | { type: "run"; id: number; target: TargetRef; scenario: string; lanes: number; durationMs: number; record: boolean }
+  | {
+      type: "run";
+      id: number;
+      target: TargetRef;
+      scenario: string;
+      lanes: number;
+      durationMs: number;
+      record: boolean;
+      /** fixed sends the scenario's sample request on every call. */
+      fixed: boolean;
+    }
   | { type: "sample"; id: number; target: TargetRef; scenario: string }
   | { type: "close"; id: number };
 

@@ -37,7 +37,8 @@ port.on("message", async (message: ToWorker) => {
     const histogram = message.record ? newHistogram() : undefined;
     const before = t.statements();
     const s = scenario(message.scenario);
-    const counts = await drive(t, s, setup.data, message.lanes, message.durationMs, histogram, () => closing);
+    const { lanes, durationMs, fixed } = message;
+    const counts = await drive(t, s, setup.data, { lanes, durationMs, fixed }, histogram, () => closing);
     reply({
       type: "ran",
       id: message.id,

@@ -1,4 +1,5 @@
 import os from "node:os";
+import { clockTicks } from "../servers/cpu.js";
 import type { BenchResults } from "./results.js";
 
 /** machine describes the computer the figures come from. */
@@ -9,5 +10,6 @@ export function machine(): BenchResults["machine"] {
     cpuModel: cpus[0]?.model.trim() ?? "unknown",
     memoryGb: Math.round(os.totalmem() / 2 ** 30),
     os: `${os.type()} ${os.release()}`,
+    clockTicks: clockTicks(),
   };
 }

@@ -7,7 +7,10 @@ export const copyNote = "same number of rows (its COPY path returns no rows, so 
 /** cell formats a figure for a table cell, with "—" for none. */
 export const cell = (value: number | null | undefined, digits = 2) =>
   value === null || value === undefined ? "—" : value.toLocaleString("en-US", { maximumFractionDigits: digits });
-const ratio = (r: Ratio | undefined, key: keyof Ratio) => (r === undefined ? "" : `${r[key].toFixed(2)}×`);
+const ratio = (r: Ratio | undefined, key: keyof Ratio) => {
+  const value = r?.[key];
+  return value === undefined ? "" : `${value.toFixed(2)}×`;
+};
 
 function row(m: Measurement, rows: boolean): string {
   return `| ${[
@@ -23,6 +26,7 @@ function row(m: Measurement, rows: boolean): string {
     m.errors,
     cell(m.peakRssMb, 0),
     cell(m.statementsPerRpc),
+    cell(m.cpuUsPerCall, 0),
     ratio(m.vsPeer, "callsPerSecond"),
     ratio(m.vsPeer, "p99"),
     ratio(m.vsLimit, "callsPerSecond"),
@@ -49,8 +53,8 @@ function scenarioTable(s: ScenarioResult): string {
     `\`${s.method}\`; limit: \`${s.limit}\`. Sample answers compared with the service's: ${checks || "none"}.`,
     ...(rows ? ["", `rows/s counts the rows the answers carried; rows per call: ${perCall}.`] : []),
     "",
-    `| concurrency | implementation | calls/s |${rows ? " rows/s |" : ""} p50 ms | p99 ms | p99.9 ms | errors | peak RSS MB | SQL/call | calls/s ÷ peer | p99 ÷ peer | calls/s ÷ limit |`,
-    `| ---: | --- | ---: |${rows ? " ---: |" : ""} ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    `| concurrency | implementation | calls/s |${rows ? " rows/s |" : ""} p50 ms | p99 ms | p99.9 ms | errors | peak RSS MB | SQL/call | CPU µs/call | calls/s ÷ peer | p99 ÷ peer | calls/s ÷ limit |`,
+    `| ---: | --- | ---: |${rows ? " ---: |" : ""} ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
     ...s.measurements.map((m) => row(m, rows)),
     ...(errors.length > 0
       ? ["", ...errors.map((m) => `- ${m.implementation} at ${m.concurrency}: ${m.errorSample}`)]
@@ -69,12 +73,12 @@ function summary(r: BenchResults): string {
       .map((m) => {
         const rate =
           m.rowsPerSecond === null ? `${cell(m.callsPerSecond, 0)} calls/s` : `${cell(m.rowsPerSecond, 0)} rows/s`;
-        return `| ${s.title} | ${m.concurrency} | ${rate} | ${ratio(m.vsPeer, "callsPerSecond")} | ${ratio(m.vsPeer, "p99")} | ${cell(m.statementsPerRpc)} |`;
+        return `| ${s.title} | ${m.concurrency} | ${rate} | ${ratio(m.vsPeer, "callsPerSecond")} | ${ratio(m.vsPeer, "p99")} | ${cell(m.statementsPerRpc)} | ${cell(m.cpuUsPerCall, 0)} | ${ratio(m.vsPeer, "cpuPerCall")} |`;
       }),
   );
   return [
-    "| scenario | in flight | service | service ÷ peer | p99 ÷ peer | service SQL/call |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    "| scenario | in flight | service | service ÷ peer | p99 ÷ peer | service SQL/call | service CPU µs/call | CPU ÷ peer |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...lines,
   ].join("\n");
 }
@@ -97,9 +101,15 @@ export function markdown(r: BenchResults): string {
       `Data set: ${r.dataSet.users.toLocaleString("en-US")} users × ${r.dataSet.postsPerUser} posts ` +
       `(${r.dataSet.posts.toLocaleString("en-US")} posts). Each implementation: ${r.settings.warmupMs / 1000} s warm-up, ` +
       `${r.settings.durationMs / 1000} s timed in ${r.settings.rounds} interleaved slice(s) per concurrency; ` +
-      `pool ${r.settings.pool}; ${r.settings.workers} load-generator thread(s).`,
+      `pool ${r.settings.pool}; ${r.settings.workers} load-generator thread(s)` +
+      (r.settings.fixedRequest ? "; every call sends the scenario's sample request (`--fixed-request`)." : "."),
     "",
-    "Ratios: calls/s ÷ peer above 1 means the service does more calls per second; p99 ÷ peer above 1 means a slower p99.",
+    "Ratios: calls/s ÷ peer above 1 means the service does more calls per second; p99 ÷ peer above 1 means a slower p99; " +
+      "CPU ÷ peer above 1 means more CPU a call.",
+    "",
+    "CPU µs/call is the server process's own CPU time (user + system, every thread, from /proc/<pid>/stat in clock ticks " +
+      `of ${1000 / (r.machine.clockTicks ?? 100)} ms) summed over its timed slices, divided by the calls completed in ` +
+      "them; the load generator's CPU is not in it. `pg` runs inside the load generator: —.",
     "",
     summary(r),
     "",

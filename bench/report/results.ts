@@ -2,10 +2,12 @@ import type { Histogram } from "hdr-histogram-js";
 import type { Implementation } from "../args.js";
 import type { DataSet } from "../scenarios/scenario.js";
 
-/** Ratio is service (or peer) divided by another implementation: above 1 is more calls/s or a slower p99. */
+/** Ratio is service (or peer) divided by another implementation: above 1 is more calls/s, a slower p99, more CPU a call. */
 export interface Ratio {
   callsPerSecond: number;
   p99: number;
+  /** cpuPerCall is the CPU µs/call ratio, where both run in a process of their own. */
+  cpuPerCall?: number;
 }
 
 /** Measurement is one implementation at one concurrency, over every timed slice. */
@@ -28,6 +30,12 @@ export interface Measurement {
   peakRssMb: number | null;
   /** statementsPerRpc is SQL statements sent per successful call; null where not counted. */
   statementsPerRpc: number | null;
+  /**
+   * cpuUsPerCall is the server process's CPU time (user + system, every
+   * thread, from /proc/<pid>/stat) over the timed slices, in microseconds,
+   * divided by the calls completed in them; null for the in-process pg limit.
+   */
+  cpuUsPerCall: number | null;
   vsPeer?: Ratio;
   vsLimit?: Ratio;
 }
@@ -48,7 +56,8 @@ export interface BenchResults {
   generatedAt: string;
   command: string;
   quick: boolean;
-  machine: { cpus: number; cpuModel: string; memoryGb: number; os: string };
+  /** machine: clockTicks is USER_HZ, the unit of the CPU times read from /proc (absent in older results). */
+  machine: { cpus: number; cpuModel: string; memoryGb: number; os: string; clockTicks?: number };
   node: string;
   postgres: string;
   database: string;
@@ -60,6 +69,8 @@ export interface BenchResults {
     rounds: number;
     pool: number;
     workers: number;
+    /** fixedRequest: every call sent the scenario's sample request (`--fixed-request`) instead of a random one. */
+    fixedRequest: boolean;
   };
   scenarios: ScenarioResult[];
 }
@@ -75,6 +86,8 @@ export interface Tally {
   elapsedMs: number;
   statements: number | undefined;
   peakRss: number | undefined;
+  /** cpuUs is the server process's CPU time over the timed slices; undefined for pg or without /proc. */
+  cpuUs: number | undefined;
 }
 
 const round = (n: number, digits: number) => Number(n.toFixed(digits));
@@ -105,12 +118,18 @@ export function measure(implementation: Implementation, concurrency: number, tal
     peakRssMb: tally.peakRss === undefined ? null : round(tally.peakRss / 2 ** 20, 1),
     statementsPerRpc:
       tally.statements === undefined || tally.calls === 0 ? null : round(tally.statements / tally.calls, 2),
+    cpuUsPerCall: tally.cpuUs === undefined || tally.calls === 0 ? null : Math.round(tally.cpuUs / tally.calls),
   };
 }
 
 function ratio(a: Measurement, b: Measurement | undefined): Ratio | undefined {
   if (b === undefined || b.callsPerSecond === 0 || b.p99Ms === 0) return undefined;
-  return { callsPerSecond: round(a.callsPerSecond / b.callsPerSecond, 2), p99: round(a.p99Ms / b.p99Ms, 2) };
+  const cpu = a.cpuUsPerCall !== null && b.cpuUsPerCall ? round(a.cpuUsPerCall / b.cpuUsPerCall, 2) : undefined;
+  return {
+    callsPerSecond: round(a.callsPerSecond / b.callsPerSecond, 2),
+    p99: round(a.p99Ms / b.p99Ms, 2),
+    ...(cpu === undefined ? {} : { cpuPerCall: cpu }),
+  };
 }
 
 /** addRatios fills service/peer and service/limit (and peer/limit) at each concurrency. */

@@ -21,7 +21,7 @@ const serviceEnv = { LOG_LEVEL: "info", METRICS_ADDRESS: "127.0.0.1:0", MIGRATE_
  * registered in cleanups, even when another fails to start.
  */
 export async function startAll(
-  options: BenchOptions,
+  options: Pick<BenchOptions, "implementations" | "pool" | "profile">,
   databaseUrl: string,
   tmpDir: string,
   cleanups: (() => Promise<unknown>)[],

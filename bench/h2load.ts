@@ -1,0 +1,299 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { createDatabase } from "../src/db/knex.js";
+import { migrateLatest } from "../src/db/migrator.js";
+import { positiveNumber } from "./args.js";
+import { encodeRequest } from "./load/drive.js";
+import { LoadGenerator } from "./load/generator.js";
+import { grpcAnswer, h2load, h2loadRate } from "./load/h2load.js";
+import type { TargetRef } from "./load/protocol.js";
+import {
+  cpuTable,
+  disagreementTable,
+  disagreements,
+  figures,
+  threadTable,
+  throughputTable,
+  toolTitles,
+} from "./report/h2load.js";
+import type { Compared, Pair, Tool, Window } from "./report/h2load.js";
+import { machine } from "./report/machine.js";
+import { getUserBasic } from "./scenarios/get-user-basic.js";
+import { BusiestThread, CpuTime } from "./servers/cpu.js";
+import { startAll } from "./servers/start-all.js";
+import { postgresVersion, provisionDatabase } from "./setup/database.js";
+import { seed } from "./setup/seed.js";
+import { verifyScenario } from "./verify.js";
+
+// `npm run bench:h2load` (issue 13): cross-checks the harness's load
+// generator with one that is not ours. GetUser BASIC on the service as
+// deployed and on the peer, over one connection, at 1 and 64 calls in flight,
+// in interleaved rounds: h2load sending one fixed framed request, the harness
+// sending that same request (--fixed-request), and the harness with random
+// ids as `npm run bench` does. A fixed id flatters the service, which
+// coalesces concurrent reads of one key into one statement (the peer does
+// not): the fixed-id figures compare the tools, the random-id ones say what
+// the harness reports. Each window reports calls/s, p50, p99, the server's
+// CPU µs per call and the load generator's own. Exits 1 on any failed call,
+// any answer that differs or is not the expected message; never on timings.
+
+const usage = `npm run bench:h2load -- [options]
+  --quick               tiny data set, short windows, one round (CI); results in bench/results/tmp
+  --users N             seeded users (default 100000; --quick 200)
+  --posts-per-user M    seeded posts per user (default 10)
+  --concurrency 1,64    calls in flight on the one connection (default 1,64)
+  --warmup S            warm-up seconds per tool and implementation (default 3; --quick 0.2)
+  --duration S          seconds a window lasts (default 10; --quick 0.5); an h2load window is a fixed
+                        number of calls: its warm-up's calls/s times this
+  --requests N          h2load calls per window instead
+  --rounds R            windows per tool and implementation, interleaved (default 3; --quick 1)
+  --pool N              PostgreSQL pool size of both implementations (default 10)
+  --out DIR             where h2load.md goes (default bench/results; --quick bench/results/tmp)`;
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    users: { type: "string" },
+    "posts-per-user": { type: "string" },
+    concurrency: { type: "string", default: "1,64" },
+    warmup: { type: "string" },
+    duration: { type: "string" },
+    requests: { type: "string" },
+    rounds: { type: "string" },
+    pool: { type: "string" },
+    out: { type: "string" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const quick = values.quick;
+const option = (value: string | undefined, name: string, fallback: number, integer = true) =>
+  positiveNumber(value, name, fallback, integer, usage);
+const data = {
+  users: option(values.users, "users", quick ? 200 : 100_000),
+  postsPerUser: option(values["posts-per-user"], "posts-per-user", 10),
+};
+const levels = values.concurrency.split(",").map((c) => option(c.trim(), "concurrency", 1));
+const warmupMs = option(values.warmup, "warmup", quick ? 0.2 : 3, false) * 1000;
+const durationMs = option(values.duration, "duration", quick ? 0.5 : 10, false) * 1000;
+const fixedRequests = values.requests === undefined ? undefined : option(values.requests, "requests", 1);
+const rounds = option(values.rounds, "rounds", quick ? 1 : 3);
+const pool = option(values.pool, "pool", 10);
+const root = path.resolve(import.meta.dirname, "..");
+const outDir = path.resolve(root, values.out ?? (quick ? "bench/results/tmp" : "bench/results"));
+const tmpDir = path.join(root, "bench/results/tmp");
+
+/** disagreementLimit is issue 13's: beyond it, find out why the tools differ before quoting either. */
+const disagreementLimit = 15;
+const scenario = getUserBasic;
+const method = `/${scenario.method.parent.typeName}/${scenario.method.name}`;
+const compared: Compared[] = ["service", "peer"];
+const tools: Tool[] = ["h2load", "harness", "harness-random"];
+const rotate = <T>(items: T[], by: number) => items.map((_, i) => items[(i + by) % items.length]!);
+const problems: string[] = [];
+const windows: Window[] = [];
+
+const cleanups: (() => Promise<unknown>)[] = [];
+const cleanup = async () => {
+  for (const step of cleanups.reverse()) await step().catch((error: unknown) => console.error("cleanup:", error));
+};
+process.once("SIGINT", () => void cleanup().finally(() => process.exit(130)));
+
+async function main(): Promise<string> {
+  const loadBefore = os.loadavg();
+  const database = await provisionDatabase(process.env.DATABASE_URL);
+  cleanups.push(() => database.close());
+  const knex = createDatabase({ url: database.url, poolMax: 2 });
+  await migrateLatest(knex).finally(() => knex.destroy());
+  await seed(database.url, data);
+  const servers = await startAll({ implementations: compared, pool, profile: false }, database.url, tmpDir, cleanups);
+  const load = LoadGenerator.start(1, { data, databaseUrl: database.url, pool });
+  cleanups.push(() => load.close());
+  const targets = new Map<Compared, TargetRef>(
+    compared.map((impl) => [impl, { implementation: impl, address: servers.get(impl)!.address }]),
+  );
+  const url = (impl: Compared) => `http://${targets.get(impl)!.address}${method}`;
+
+  // One request for every tool: the scenario's sample, framed for h2load's body file.
+  const request = encodeRequest(scenario, data, true);
+  const bodyFile = path.join(tmpDir, "get-user-request.bin");
+  const frame = Buffer.alloc(5 + request.length);
+  frame.writeUInt32BE(request.length, 1);
+  request.copy(frame, 5);
+  writeFileSync(bodyFile, frame);
+  const verdicts = await verifyScenario(scenario, targets, load, async () => {}, 1);
+  for (const [impl, verdict] of Object.entries(verdicts)) {
+    if (verdict !== "ok") problems.push(`${impl} answered the request differently: ${verdict}`);
+  }
+  if (problems.length > 0) return "";
+  // Equal answers, not equal bytes: the peer's protobufjs writes some default values protobuf-es leaves out.
+  const answerBytes = new Map<Compared, number>();
+  for (const impl of compared) {
+    const answer = (await load.sample(targets.get(impl)!, scenario.id)).responses?.[0];
+    if (answer === undefined) throw new Error(`${impl} did not answer the sample request`);
+    answerBytes.set(impl, 5 + answer.length);
+  }
+  const checkAnswers = async (when: string) => {
+    for (const impl of compared) {
+      const got = await grpcAnswer(url(impl), bodyFile);
+      if (got.status !== "0" || got.dataBytes !== answerBytes.get(impl)) {
+        problems.push(
+          `${impl} ${when}, by nghttp: grpc-status ${got.status} (${got.message}) and ${got.dataBytes} bytes of ` +
+            `message, where 0 and ${answerBytes.get(impl)} were expected`,
+        );
+      }
+    }
+  };
+  await checkAnswers("before the windows");
+
+  const measureWindow = async (tool: Tool, impl: Compared, inFlight: number, requests: number): Promise<Window> => {
+    const server = servers.get(impl)!;
+    const before = await server.statements();
+    const serverCpu = new CpuTime(server.pid);
+    const serverThread = new BusiestThread(server.pid);
+    const label = `${toolTitles[tool]} → ${impl} @${inFlight}`;
+    let measured: Pick<Window, "calls" | "elapsedMs" | "histogram" | "clientCpuUs" | "clientThread">;
+    if (tool === "h2load") {
+      const logFile = path.join(tmpDir, "h2load.log");
+      const run = await h2load(url(impl), bodyFile, {
+        requests,
+        inFlight,
+        logFile,
+        answerBytes: answerBytes.get(impl)!,
+      });
+      problems.push(...run.problems.map((p) => `${label}: ${p}`));
+      measured = { ...run, clientThread: undefined };
+    } else {
+      const client = process.cpuUsage();
+      const clientThread = new BusiestThread(process.pid);
+      const run = await load.run(targets.get(impl)!, scenario.id, inFlight, durationMs, true, tool === "harness");
+      const used = process.cpuUsage(client);
+      if (run.errors > 0) problems.push(`${label}: ${run.errors} calls failed, e.g. ${run.errorSample}`);
+      measured = {
+        ...run,
+        histogram: run.histogram!,
+        clientCpuUs: used.user + used.system,
+        clientThread: clientThread.stop(),
+      };
+    }
+    const serverCpuUs = serverCpu.stop();
+    const serverThreadShare = serverThread.stop();
+    const statements = (await server.statements()) - before;
+    const window: Window = {
+      tool,
+      implementation: impl,
+      inFlight,
+      ...measured,
+      serverCpuUs,
+      statements,
+      serverThread: serverThreadShare,
+    };
+    const rate = (window.calls * 1000) / window.elapsedMs;
+    const share = (t: Window["serverThread"]) =>
+      t === undefined ? "—" : `${Math.round(t.running * 100)}%+${Math.round(t.waiting * 100)}%`;
+    const perCall = (us: number | undefined) => (us === undefined ? "?" : Math.round(us / window.calls));
+    console.log(
+      `  ${label}: ${Math.round(rate)} calls/s, p50 ${(window.histogram.getValueAtPercentile(50) / 1000).toFixed(2)} ms, ` +
+        `p99 ${(window.histogram.getValueAtPercentile(99) / 1000).toFixed(2)} ms, server CPU ${perCall(serverCpuUs)} µs/call, ` +
+        `load generator CPU ${perCall(window.clientCpuUs)} µs/call, SQL/call ${(statements / window.calls).toFixed(2)}, ` +
+        `busiest threads on CPU + waiting: server ${share(window.serverThread)}, harness ${share(window.clientThread)}`,
+    );
+    return window;
+  };
+
+  for (const inFlight of levels) {
+    console.log(`GetUser BASIC, ${inFlight} in flight:`);
+    const requests = new Map<Compared, number>();
+    for (const impl of compared) {
+      const rate = await h2loadRate(url(impl), bodyFile, inFlight, warmupMs);
+      requests.set(impl, fixedRequests ?? Math.max(inFlight, Math.round((rate * durationMs) / 1000)));
+      for (const fixed of [true, false]) {
+        const warm = await load.run(targets.get(impl)!, scenario.id, inFlight, warmupMs, false, fixed);
+        if (warm.errors > 0) problems.push(`warm-up of ${impl} @${inFlight}: ${warm.errors} calls failed`);
+      }
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const tool of rotate(tools, round)) {
+        for (const impl of rotate(compared, round)) {
+          windows.push(await measureWindow(tool, impl, inFlight, requests.get(impl)!));
+        }
+      }
+    }
+  }
+  await checkAnswers("after the windows");
+
+  const pairs: Pair[] = levels.flatMap((inFlight) =>
+    tools.map((tool) => {
+      const of = (impl: Compared) =>
+        figures(windows.filter((w) => w.tool === tool && w.implementation === impl && w.inFlight === inFlight));
+      return { tool, inFlight, service: of("service"), peer: of("peer") };
+    }),
+  );
+  const disagreeing = disagreements(pairs).filter(
+    (d) => d.percent !== undefined && Math.abs(d.percent) > disagreementLimit,
+  );
+  const m = machine();
+  const loadAfter = os.loadavg();
+  return [
+    `\`npm run bench:h2load${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\` on ` +
+      `${new Date().toISOString().slice(0, 10)}: ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}; Node ` +
+      `${process.versions.node}; PostgreSQL ${await postgresVersion(database.url)}; h2load and nghttp from nghttp2-client. ` +
+      `${data.users.toLocaleString("en-US")} users × ${data.postsPerUser} posts. GetUser BASIC (\`${method}\`, id ` +
+      `${scenario.sample(data).id}, the scenario's sample request) on one HTTP/2 connection, the service as deployed ` +
+      `(bench/servers/service.ts: info log line per call, metrics) and the peer, pool ${pool}. ` +
+      `At each number of calls in flight: ${warmupMs / 1000} s warm-up per tool and implementation, then ${rounds} ` +
+      `round(s), each a window per tool and implementation in turn (the order rotating each round): h2load ` +
+      `${fixedRequests ?? `its warm-up's calls/s × ${durationMs / 1000} s`} calls (\`-c 1 -t 1 -m N -d body\`), the ` +
+      `harness ${durationMs / 1000} s. Load average ${loadBefore.map((l) => l.toFixed(1)).join(", ")} before, ` +
+      `${loadAfter.map((l) => l.toFixed(1)).join(", ")} after.`,
+    "",
+    throughputTable(pairs),
+    "",
+    "CPU µs/call is the process's own CPU time (user + system, every thread; the servers' from /proc/<pid>/stat, " +
+      "h2load's from the orchestrator's reaped children, the harness's thread from the orchestrator's `process.cpuUsage()`) " +
+      `over the windows, in ticks of ${1000 / (m.clockTicks ?? 100)} ms, divided by the calls completed in them. SQL/call ` +
+      "below 1 is the service batching concurrent reads into one statement; with a fixed id, that statement reads one " +
+      "row for the whole batch (src/db/batcher.ts dedupes keys), with random ids one row a call.",
+    "",
+    cpuTable(pairs),
+    "",
+    "The busiest thread of each process over the windows (/proc/<pid>/task/<tid>/schedstat): its share of the " +
+      "window on a CPU + runnable but waiting for one. A thread near 100% in all was never idle, so it (and the CPU " +
+      "it could get) bounded the calls; well below, it waited on the others.",
+    "",
+    threadTable(pairs),
+    "",
+    `h2load against the harness, both sending the fixed id (beyond ±${disagreementLimit}% in bold):`,
+    "",
+    disagreementTable(disagreements(pairs), disagreementLimit),
+    "",
+    "Every h2load window is checked call by call: each HTTP 200 must carry exactly the bytes of the implementation's " +
+      `expected answer (${compared.map((impl) => `${impl} ${answerBytes.get(impl)}`).join(", ")} with the frame prefix; ` +
+      "they are equal decoded; a gRPC error is HTTP 200 with no message), and nghttp read `grpc-status: 0` and an " +
+      "answer of that size from both before and after the windows. " +
+      (problems.length === 0 ? "No call failed and every answer was the expected one. " : "") +
+      (disagreeing.length === 0
+        ? `The tools agree within ${disagreementLimit}% on every figure.`
+        : `Beyond ${disagreementLimit}%: ${disagreeing.map((d) => `${d.figure} at ${d.inFlight}`).join(", ")}.`),
+  ].join("\n");
+}
+
+const report = await main().catch((error: unknown) => {
+  problems.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  return "";
+});
+await cleanup();
+for (const w of windows) w.histogram.destroy();
+if (report !== "") {
+  console.log(`\n${report}`);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, "h2load.md"), `${report}\n`);
+  console.log(`bench: wrote ${path.relative(root, path.join(outDir, "h2load.md"))}`);
+}
+for (const problem of problems) console.error(`bench: ${problem}`);
+process.exit(problems.length > 0 ? 1 : 0);
