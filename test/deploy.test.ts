@@ -5,6 +5,7 @@ import path from "node:path";
 import { after, it } from "node:test";
 import { promisify } from "node:util";
 import { parse } from "yaml";
+import { npmStartFlags } from "../bench/servers/spawn.js";
 import { createTestDatabase } from "./helpers.js";
 
 // No Docker engine runs here, so the deployment files are checked by reading
@@ -52,10 +53,8 @@ it("the Dockerfile runs what `npm run build` produces, and the compiled migratio
   assert.equal(cmd[0], "node");
   assert.equal(cmd.at(-1), "dist/src/main.js");
   // The image runs node with the same flags as `npm start` (the heap's young generation; see README, Deployment).
-  const pkg = JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { scripts: { start: string } };
-  const startFlags = pkg.scripts.start.split(" ").filter((a) => a.startsWith("--") && a !== "--import");
-  assert.deepEqual(cmd.slice(1, -1), startFlags);
-  assert.ok(startFlags.includes("--max-semi-space-size=32"));
+  assert.deepEqual(cmd.slice(1, -1), npmStartFlags());
+  assert.ok(npmStartFlags().includes("--max-semi-space-size=32"));
   await run(path.join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", outDir], { cwd: root });
   const database = await createTestDatabase();
   try {

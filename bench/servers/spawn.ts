@@ -1,4 +1,5 @@
 import { fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import type { ChildProcess } from "node:child_process";
 import type { FromServer, ToServer } from "./protocol.js";
 
@@ -16,6 +17,14 @@ export interface RunningServer {
 
 type Request = { type: "stats" } | { type: "canned"; path: string; responses: string[]; repeat: number };
 
+/** npmStartFlags are the node flags `npm start` runs the service with (package.json's start script). */
+export function npmStartFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    scripts: { start: string };
+  };
+  return pkg.scripts.start.split(" ").filter((arg) => arg.startsWith("--") && arg !== "--import");
+}
+
 /**
  * startServer forks `node --import tsx entry` (plus nodeArgs) with env and
  * waits until it listens; stdout goes to stdoutFd (the service's log file) or
@@ -28,7 +37,8 @@ export async function startServer(
 ): Promise<RunningServer> {
   const { env, nodeArgs, stdoutFd } = options;
   const child: ChildProcess = fork(entry, [], {
-    execArgv: ["--import", "tsx", ...nodeArgs],
+    // The service runs with npm start's node flags wherever a bench starts it: as deployed.
+    execArgv: ["--import", "tsx", ...(name === "service" ? npmStartFlags() : []), ...nodeArgs],
     env: { ...process.env, ...env },
     stdio: ["ignore", stdoutFd ?? "ignore", "inherit", "ipc"],
   });
