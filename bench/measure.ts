@@ -2,7 +2,7 @@ import type { BenchOptions, Implementation } from "./args.js";
 import type { LoadGenerator } from "./load/generator.js";
 import { newHistogram } from "./load/histogram.js";
 import type { TargetRef } from "./load/protocol.js";
-import { measure } from "./report/results.js";
+import { measure, perSecond } from "./report/results.js";
 import type { Measurement, Tally } from "./report/results.js";
 import type { Scenario } from "./scenarios/scenario.js";
 import { CpuTime } from "./servers/cpu.js";
@@ -30,6 +30,7 @@ function newTally(scenario: Scenario): Tally {
     statements: undefined,
     peakRss: undefined,
     cpuUs: undefined,
+    roundRates: [],
   };
 }
 
@@ -75,6 +76,7 @@ async function measureAt(bench: Bench, scenario: Scenario, concurrency: number):
       tally.errors += result.errors;
       tally.errorSample ??= result.errorSample;
       tally.elapsedMs += result.elapsedMs;
+      tally.roundRates.push(perSecond(result.calls, result.elapsedMs));
       tally.statements = (tally.statements ?? 0) + sent;
       if (cpuUs !== undefined) tally.cpuUs = (tally.cpuUs ?? 0) + cpuUs;
     }

@@ -7,9 +7,16 @@ export const copyNote = "same number of rows (its COPY path returns no rows, so 
 /** cell formats a figure for a table cell, with "—" for none. */
 export const cell = (value: number | null | undefined, digits = 2) =>
   value === null || value === undefined ? "—" : value.toLocaleString("en-US", { maximumFractionDigits: digits });
-const ratio = (r: Ratio | undefined, key: keyof Ratio) => {
+const ratio = (r: Ratio | undefined, key: "callsPerSecond" | "p99" | "cpuPerCall") => {
   const value = r?.[key];
   return value === undefined ? "" : `${value.toFixed(2)}×`;
+};
+/** spread is a calls/s ratio with the lowest and highest of its rounds, e.g. `1.12× (1.05–1.20)`. */
+const spread = (r: Ratio | undefined) => {
+  const range = r?.roundsRange;
+  return range === undefined
+    ? ratio(r, "callsPerSecond")
+    : `${ratio(r, "callsPerSecond")} (${range[0].toFixed(2)}–${range[1].toFixed(2)})`;
 };
 
 function row(m: Measurement, rows: boolean): string {
@@ -73,7 +80,7 @@ function summary(r: BenchResults): string {
       .map((m) => {
         const rate =
           m.rowsPerSecond === null ? `${cell(m.callsPerSecond, 0)} calls/s` : `${cell(m.rowsPerSecond, 0)} rows/s`;
-        return `| ${s.title} | ${m.concurrency} | ${rate} | ${ratio(m.vsPeer, "callsPerSecond")} | ${ratio(m.vsPeer, "p99")} | ${cell(m.statementsPerRpc)} | ${cell(m.cpuUsPerCall, 0)} | ${ratio(m.vsPeer, "cpuPerCall")} |`;
+        return `| ${s.title} | ${m.concurrency} | ${rate} | ${spread(m.vsPeer)} | ${ratio(m.vsPeer, "p99")} | ${cell(m.statementsPerRpc)} | ${cell(m.cpuUsPerCall, 0)} | ${ratio(m.vsPeer, "cpuPerCall")} |`;
       }),
   );
   return [
@@ -104,7 +111,8 @@ export function markdown(r: BenchResults): string {
       `pool ${r.settings.pool}; ${r.settings.workers} load-generator thread(s)` +
       (r.settings.fixedRequest ? "; every call sends the scenario's sample request (`--fixed-request`)." : "."),
     "",
-    "Ratios: calls/s ÷ peer above 1 means the service does more calls per second; p99 ÷ peer above 1 means a slower p99; " +
+    "Ratios: calls/s ÷ peer above 1 means the service does more calls per second (in brackets: the lowest and highest of " +
+      "the rounds, each round's slice against the peer's slice of that round); p99 ÷ peer above 1 means a slower p99; " +
       "CPU ÷ peer above 1 means more CPU a call.",
     "",
     "CPU µs/call is the server process's own CPU time (user + system, every thread, from /proc/<pid>/stat in clock ticks " +

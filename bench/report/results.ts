@@ -5,6 +5,8 @@ import type { DataSet } from "../scenarios/scenario.js";
 /** Ratio is service (or peer) divided by another implementation: above 1 is more calls/s, a slower p99, more CPU a call. */
 export interface Ratio {
   callsPerSecond: number;
+  /** roundsRange is the lowest and highest calls/s ratio of one round's slices, each against the other's slice in that round. */
+  roundsRange?: [number, number];
   p99: number;
   /** cpuPerCall is the CPU µs/call ratio, where both run in a process of their own. */
   cpuPerCall?: number;
@@ -36,6 +38,8 @@ export interface Measurement {
    * divided by the calls completed in them; null for the in-process pg limit.
    */
   cpuUsPerCall: number | null;
+  /** roundRates is the calls/s of each timed slice, in round order. */
+  roundRates: number[];
   vsPeer?: Ratio;
   vsLimit?: Ratio;
 }
@@ -88,12 +92,14 @@ export interface Tally {
   peakRss: number | undefined;
   /** cpuUs is the server process's CPU time over the timed slices; undefined for pg or without /proc. */
   cpuUs: number | undefined;
+  /** roundRates is each slice's calls/s, in round order. */
+  roundRates: number[];
 }
 
 const round = (n: number, digits: number) => Number(n.toFixed(digits));
 const ms = (us: number) => round(us / 1000, 3);
 /** perSecond keeps 3 significant digits below 100/s, where calls last seconds (ExportPosts), one decimal above. */
-const perSecond = (count: number, elapsedMs: number) => {
+export const perSecond = (count: number, elapsedMs: number) => {
   if (elapsedMs <= 0) return 0;
   const rate = (count * 1000) / elapsedMs;
   return rate < 100 ? Number(rate.toPrecision(3)) : round(rate, 1);
@@ -119,14 +125,17 @@ export function measure(implementation: Implementation, concurrency: number, tal
     statementsPerRpc:
       tally.statements === undefined || tally.calls === 0 ? null : round(tally.statements / tally.calls, 2),
     cpuUsPerCall: tally.cpuUs === undefined || tally.calls === 0 ? null : Math.round(tally.cpuUs / tally.calls),
+    roundRates: tally.roundRates,
   };
 }
 
 function ratio(a: Measurement, b: Measurement | undefined): Ratio | undefined {
   if (b === undefined || b.callsPerSecond === 0 || b.p99Ms === 0) return undefined;
   const cpu = a.cpuUsPerCall !== null && b.cpuUsPerCall ? round(a.cpuUsPerCall / b.cpuUsPerCall, 2) : undefined;
+  const rounds = a.roundRates.map((rate, i) => rate / (b.roundRates[i] ?? NaN)).filter(Number.isFinite);
   return {
     callsPerSecond: round(a.callsPerSecond / b.callsPerSecond, 2),
+    ...(rounds.length > 1 ? { roundsRange: [round(Math.min(...rounds), 2), round(Math.max(...rounds), 2)] } : {}),
     p99: round(a.p99Ms / b.p99Ms, 2),
     ...(cpu === undefined ? {} : { cpuPerCall: cpu }),
   };
