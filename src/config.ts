@@ -1,5 +1,6 @@
 import path from "node:path";
 import type { ChannelOptions } from "@grpc/grpc-js";
+import type { PreparedStatementsMode } from "./db/prepared-statements.js";
 import type { TlsFiles } from "./grpc/credentials.js";
 import { serverOptionVariables, serverOptions } from "./grpc/server-options.js";
 
@@ -22,6 +23,8 @@ export interface Config {
   metricsAddress: string | undefined;
   migrateOnStart: boolean;
   poolMax: number;
+  /** preparedStatements is DATABASE_PREPARED_STATEMENTS: auto (direct connections only), on or off. */
+  preparedStatements: PreparedStatementsMode;
   /** poolAcquireTimeoutMs bounds the wait for a pooled connection; past it the call is UNAVAILABLE. */
   poolAcquireTimeoutMs: number;
   shutdownGraceMs: number;
@@ -65,6 +68,16 @@ function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
   if (["1", "true", "yes", "on"].includes(value.toLowerCase())) return true;
   if (["0", "false", "no", "off"].includes(value.toLowerCase())) return false;
   throw new Error(`${name} must be 1/true/yes/on or 0/false/no/off, got "${value}"`);
+}
+
+function preparedStatements(env: NodeJS.ProcessEnv): PreparedStatementsMode {
+  const value = env.DATABASE_PREPARED_STATEMENTS;
+  if (value === undefined || value === "" || value.toLowerCase() === "auto") return "auto";
+  try {
+    return flag(env, "DATABASE_PREPARED_STATEMENTS", true) ? "on" : "off";
+  } catch {
+    throw new Error(`DATABASE_PREPARED_STATEMENTS must be auto, 1/true/yes/on or 0/false/no/off, got "${value}"`);
+  }
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -130,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsAddress: env.METRICS_ADDRESS || undefined,
     migrateOnStart: flag(env, "MIGRATE_ON_START", true),
     poolMax,
+    preparedStatements: preparedStatements(env),
     poolAcquireTimeoutMs: positiveInt(env, "DATABASE_ACQUIRE_TIMEOUT_MS", 2_000),
     shutdownGraceMs: positiveInt(env, "SHUTDOWN_GRACE_MS", 10_000),
     dbHealthIntervalMs: positiveInt(env, "DB_HEALTH_INTERVAL_MS", 1000),

@@ -98,6 +98,13 @@ export async function countStatements(db: Knex, work: () => Promise<unknown>): P
   return statements;
 }
 
+/** distinctStatements runs each piece of work in turn and returns the distinct SQL texts db sent for them all. */
+export async function distinctStatements(db: Knex, works: (() => Promise<unknown>)[]): Promise<string[]> {
+  const texts = new Set<string>();
+  for (const work of works) for (const sql of await countStatements(db, work)) texts.add(sql);
+  return [...texts];
+}
+
 /** grpcError asserts that a call failed and returns the grpc-js error for checks on code and details. */
 export async function grpcError(call: Promise<unknown>): Promise<ClientError> {
   try {

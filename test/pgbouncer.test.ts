@@ -39,6 +39,8 @@ before(async () => {
     DATABASE_MIGRATION_URL: database.url,
     MIGRATE_ON_START: "1",
     DATABASE_POOL_MAX: "8",
+    // As README.md says for a PgBouncer that keeps no prepared statements (Debian's 1.18).
+    DATABASE_PREPARED_STATEMENTS: "0",
   });
   client = createBlogClient(service.address);
 });
@@ -171,6 +173,52 @@ describe("behind PgBouncer in transaction mode", { skip: missing }, () => {
       );
     } finally {
       await pooled.destroy();
+    }
+  });
+});
+
+describe("prepared statements through PgBouncer in transaction mode", { skip: missing }, () => {
+  let shared: PgBouncer;
+  before(async () => (shared = await startPgBouncer(database.url, 1)));
+  after(() => shared?.stop());
+
+  /**
+   * sameBackend runs one statement with a parameter on one client connection
+   * of db's pool (twice, so that it is prepared when prepared statements are
+   * on), then in a transaction on a second one. PgBouncer has one server
+   * connection, so both client connections end up on the same backend.
+   */
+  async function sameBackend(db: ReturnType<typeof createDatabase>) {
+    const sql = "SELECT ?::int AS n";
+    await db.raw(sql, [1]);
+    await db.raw(sql, [2]);
+    const first = await db.client.acquireConnection();
+    try {
+      return await db.transaction(async (trx) => (await trx.raw(sql, [3])).rows);
+    } finally {
+      await db.client.releaseConnection(first);
+    }
+  }
+
+  it("DATABASE_PREPARED_STATEMENTS=1 breaks: PgBouncer 1.18 hands one client's prepared statements to another", async () => {
+    const db = createDatabase({ url: shared.url(database.url), poolMax: 2, preparedStatements: "on" });
+    try {
+      await assert.rejects(sameBackend(db), (e) => (e as { code?: string }).code === "42P05");
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it("auto (the default) finds the pooler, prepares nothing and says so", async () => {
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
+    const db = createDatabase({ url: shared.url(database.url), poolMax: 2, log });
+    try {
+      assert.deepEqual(await sameBackend(db), [{ n: 3 }]);
+      const said = lines.map((l) => JSON.parse(l) as { msg: string }).filter((l) => /not prepared/.test(l.msg));
+      assert.equal(said.length, 1, lines.join(""));
+    } finally {
+      await db.destroy();
     }
   });
 });

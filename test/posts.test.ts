@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
-import { countStatements, grpcError, startTestEnv } from "./helpers.js";
+import { countStatements, distinctStatements, grpcError, startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 
 let env: TestEnv;
@@ -74,6 +74,24 @@ describe("GetPost", () => {
     const zero = await grpcError(env.posts.getPost({ id: 0n }));
     assert.equal(zero.code, status.INVALID_ARGUMENT);
     assert.equal(zero.details, "id: must be greater than 0");
+  });
+
+  it("reads a batch of any size with one statement text, so one prepared statement serves every size", async () => {
+    const created = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => env.posts.createPost({ post: { userId, title: `Sized ${i}` } })),
+    );
+    const texts = await distinctStatements(
+      env.db,
+      [1, 2, 5, 12].map((size) => async () => {
+        const posts = created.slice(0, size).map((c) => c.post!);
+        const answers = await Promise.all(posts.map((p) => env.posts.getPost({ id: p.id })));
+        assert.deepEqual(
+          answers.map((a) => a.post?.title),
+          posts.map((p) => p.title),
+        );
+      }),
+    );
+    assert.equal(texts.length, 1, texts.join("\n"));
   });
 });
 

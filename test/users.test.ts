@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { UserView } from "../gen/blog/v1/user_pb.js";
 import pg from "pg";
-import { countStatements, grpcError, startTestEnv } from "./helpers.js";
+import { countStatements, distinctStatements, grpcError, startTestEnv } from "./helpers.js";
 import type { TestEnv } from "./helpers.js";
 
 let env: TestEnv;
@@ -274,5 +274,21 @@ describe("concurrent reads", () => {
     } finally {
       await lock.end();
     }
+  });
+
+  it("read a batch of any size with one statement text, so one prepared statement serves every size", async () => {
+    const created = await Promise.all(Array.from({ length: 12 }, (_, i) => newUser(`Sized ${i}`, i)));
+    const texts = await distinctStatements(
+      env.db,
+      [1, 2, 5, 12].map((size) => async () => {
+        const users = created.slice(0, size);
+        const answers = await Promise.all(users.map((u) => env.users.getUser({ id: u.id })));
+        assert.deepEqual(
+          answers.map((a) => a.user?.name),
+          users.map((u) => u.name),
+        );
+      }),
+    );
+    assert.equal(texts.length, 1, texts.join("\n"));
   });
 });

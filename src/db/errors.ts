@@ -67,8 +67,19 @@ function sqlState(error: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * PostgreSQL's SQLSTATE 0A000 (feature not supported) for a prepared
+ * statement whose result columns a schema change altered. In a transaction
+ * it aborts the transaction (outside one, the statement is prepared afresh
+ * and run again: src/db/prepared-statements.ts); the call may be retried, as
+ * after a serialization failure.
+ */
+const stalePlan = /cached plan must not change result type/;
+
 function failureOf(error: unknown): DatabaseFailure | undefined {
   const state = sqlState(error);
+  if (state === "0A000" && layers(error).some((l) => l instanceof Error && stalePlan.test(l.message)))
+    return "conflict";
   if (state !== undefined) {
     if (networkErrors.has(state)) return "unreachable";
     const known = sqlStates[state] ?? sqlStates[state.slice(0, 3)] ?? sqlStates[state.slice(0, 2)];

@@ -48,6 +48,55 @@ export function wrapQueryEntryPoint(db: Knex, wrap: (original: QueryEntryPoint) 
   client.query = wrap(client.query.bind(client));
 }
 
+/** One statement as Knex hands it to the pg driver: `$n` placeholders, and options pg takes as they are (`name`, ...). */
+export interface DriverStatement {
+  sql: string;
+  bindings?: readonly unknown[];
+  options?: Record<string, unknown>;
+}
+
+/** Knex's last step of every statement, where the pg dialect builds pg's query config and runs it. */
+export type DriverQuery = (connection: RawConnection, statement: DriverStatement) => Promise<unknown>;
+
+type Method = (this: unknown, ...args: never[]) => unknown;
+
+/** The prototype of each Knex client that has one of its own (see ownPrototype). */
+const ownPrototypes = new WeakMap<object, Record<string, Method>>();
+
+/**
+ * ownPrototype puts a prototype of db's own between its Knex client and the
+ * dialect's class. Knex builds the client of each transaction from
+ * `client.constructor.prototype`, not from the client, so a method replaced
+ * on the client itself (as wrapQueryEntryPoint does) never runs for
+ * statements in transactions; one replaced on this prototype does.
+ */
+function ownPrototype(db: Knex): Record<string, Method> {
+  const client = db.client as object;
+  let own = ownPrototypes.get(client);
+  if (own === undefined) {
+    const Dialect = client.constructor as new () => object;
+    own = class extends Dialect {}.prototype as unknown as Record<string, Method>;
+    Object.setPrototypeOf(client, own);
+    ownPrototypes.set(client, own);
+  }
+  return own;
+}
+
+/**
+ * wrapDriverQuery replaces db's driver step of every statement with
+ * wrap(original), for statements in transactions too. It runs after Knex's
+ * `query` event and inside the query entry point, so observers, deadlines
+ * and the failover check see one statement whatever wrap does on the
+ * connection.
+ */
+export function wrapDriverQuery(db: Knex, wrap: (original: DriverQuery) => DriverQuery): void {
+  const own = ownPrototype(db);
+  const previous = own._query as unknown as (this: unknown, ...args: Parameters<DriverQuery>) => Promise<unknown>;
+  own._query = function (this: unknown, connection: RawConnection, statement: DriverStatement) {
+    return wrap((c, s) => previous.call(this, c, s))(connection, statement);
+  } as Method;
+}
+
 /**
  * discardConnection marks a pooled connection as broken the way Knex's pg
  * client does when the socket fails, so the pool destroys it instead of

@@ -6,6 +6,8 @@ import type { Logger } from "../log.js";
 import { parseHostList } from "./database-url.js";
 import { NoWritablePrimary, isFailover } from "./errors.js";
 import { connectionSettingsOf, discardConnection, onAcquireError, wrapQueryEntryPoint } from "./knex-internals.js";
+import { prepareStatements } from "./prepared-statements.js";
+import type { PreparedStatementsMode } from "./prepared-statements.js";
 import { PrimaryLocator, isReadOnly } from "./primary.js";
 import { boundStatementsToCalls } from "./statement-bounds.js";
 import { observeStatements } from "./statements.js";
@@ -24,6 +26,8 @@ export interface DatabaseOptions {
   acquireTimeoutMs?: number;
   /** logSql logs every statement with its bindings and duration (LOG_SQL). */
   logSql?: boolean;
+  /** preparedStatements is DATABASE_PREPARED_STATEMENTS; default auto (prepared unless through a pooler). */
+  preparedStatements?: PreparedStatementsMode;
   log?: Logger;
 }
 
@@ -120,6 +124,7 @@ export function createDatabase(options: DatabaseOptions): Knex {
   });
   if (options.logSql && options.log) observeStatements(db, [sqlLog(options.log)]);
   boundStatementsToCalls(db);
+  prepareStatements(db, { mode: options.preparedStatements ?? "auto", log: options.log });
   wrapQueryEntryPoint(
     db,
     (query) => (connection, q) =>

@@ -4,6 +4,8 @@ import { pathToFileURL } from "node:url";
 import type { Knex } from "knex";
 import pg from "pg";
 import { connectionSettingsFor } from "./knex.js";
+import { throughPooler } from "./pooler.js";
+import type { KeyedClient } from "./pooler.js";
 
 const directory = path.join(import.meta.dirname, "migrations");
 const migrationFile = /^\d{14}_[a-z0-9_]+\.(ts|js)$/;
@@ -37,8 +39,7 @@ async function withMigrationLock<T>(db: Knex, work: () => Promise<T>): Promise<T
   const lock = new pg.Client(await connectionSettingsFor(db));
   await lock.connect();
   try {
-    const { rows } = await lock.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
-    if (rows[0]?.pid !== (lock as unknown as { processID: number }).processID) {
+    if (await throughPooler(lock as unknown as KeyedClient)) {
       throw new Error(
         "migrations need a direct connection to PostgreSQL, not a connection pooler: set DATABASE_MIGRATION_URL to the primary",
       );

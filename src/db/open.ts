@@ -44,6 +44,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<OpenDat
     poolMax: config.poolMax,
     acquireTimeoutMs: config.poolAcquireTimeoutMs,
     logSql: config.logSql,
+    preparedStatements: config.preparedStatements,
     log,
   };
   const db = createDatabase({ url, ...options });
@@ -60,7 +61,10 @@ export async function openDatabase(config: Config, log: Logger): Promise<OpenDat
     db,
     replicas,
     migrator: () =>
-      (migrator ??= migrationUrl === undefined ? db : createDatabase({ url: migrationUrl, poolMax: 2, log })),
+      (migrator ??=
+        migrationUrl === undefined
+          ? db
+          : createDatabase({ url: migrationUrl, poolMax: 2, preparedStatements: config.preparedStatements, log })),
     close: async () => {
       if (migrator !== db) await migrator?.destroy();
       await replicas?.close();

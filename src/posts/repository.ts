@@ -134,13 +134,19 @@ export class PostRepository extends VersionedRepository<Post> {
     return inInputOrder(inserted, rows.length);
   }
 
-  /** find is get for concurrent callers: one turn's finds share one `WHERE id IN (...)` statement. */
+  /**
+   * find is get for concurrent callers: one turn's finds share one
+   * `WHERE id = any(...)` statement, whose one array parameter keeps its
+   * text the same whatever the batch size.
+   */
   find(id: bigint): Promise<Post | undefined> {
     return this.batch.load(id);
   }
 
   private readonly batch = new Batcher<bigint, Post | undefined>(async (ids) => {
-    const posts = await this.reader.read(async (db) => Post.query(db).whereIn("posts.id", ids.map(String)));
+    const posts = await this.reader.read(async (db) =>
+      Post.query(db).whereRaw("posts.id = any(?::bigint[])", [ids.map(String)]),
+    );
     return new Map(posts.map((p) => [p.id, p]));
   }, undefined);
 

@@ -59,7 +59,7 @@ export class UserRepository extends VersionedRepository<User> {
 
   /**
    * find is get for concurrent callers: the finds of one event-loop turn share
-   * one `WHERE id IN (...)` statement (plus one posts statement withPosts).
+   * one `WHERE id = any(...)` statement (plus one posts statement withPosts).
    * Only for reads that may come from any up-to-date database (no
    * read-your-writes position), since a batch takes one route.
    */
@@ -77,10 +77,15 @@ export class UserRepository extends VersionedRepository<User> {
     }, undefined);
   }
 
-  /** getMany returns the users with these ids, in no particular order (two statements withPosts). */
+  /**
+   * getMany returns the users with these ids, in no particular order (two
+   * statements withPosts). The ids go as one array parameter, so the
+   * statement's text is the same however many there are (one prepared
+   * statement, not one per batch size).
+   */
   async getMany(ids: bigint[], options: { withPosts: boolean }): Promise<User[]> {
     return this.reader.read(async (db) => {
-      const query = User.query(db).findByIds(ids.map(String));
+      const query = User.query(db).whereRaw("users.id = any(?::bigint[])", [ids.map(String)]);
       return options.withPosts ? query.withGraphFetched("posts(oldestFirst)") : query;
     });
   }
