@@ -82,6 +82,34 @@ describe("deadlines and cancellation reach PostgreSQL", () => {
     assert.equal((await env.users.getUser({ id: user!.id })).user?.age, 1, "the cancelled update did not apply");
   });
 
+  it("a passed deadline cancels a statement inside a transaction, and nothing of it commits", async () => {
+    const { user } = await env.users.createUser({ user: { name: "Batched", age: 1 } });
+    const requests = [1, 2, 3].map((i) => ({ post: { userId: user!.id, title: `late ${i}` } }));
+    // With a request_id the batch is created inside a transaction, with its idempotency key.
+    const batch = { userId: user!.id, requests, requestId: "9b1f3c1e-7a55-4c36-9a43-2f4d4c1b6e01" };
+    const isInsert = (sql: string) => /^insert into "posts"/i.test(sql);
+    await withClient(async (locker) => {
+      // The batch's INSERT waits on the lock.
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE");
+      try {
+        const error = await grpcError(env.posts.batchCreatePosts(batch, { deadline: Date.now() + 500 }));
+        assert.equal(error.code, status.DEADLINE_EXCEEDED);
+        await until(
+          async () => !(await serviceStatements()).some(isInsert),
+          "the INSERT is gone while the lock is held",
+        );
+      } finally {
+        await locker.query("ROLLBACK");
+      }
+    });
+    const { posts } = await env.posts.listPosts({ userId: user!.id });
+    assert.deepEqual(posts, [], "the cancelled batch did not commit");
+    // The key rolled back with the batch, so a retry with it creates the batch; the connection went
+    // back to the pool outside any transaction.
+    assert.equal((await env.posts.batchCreatePosts(batch)).posts.length, 3);
+  });
+
   it("a client's cancel cancels the running statement", async () => {
     const { user } = await env.users.createUser({ user: { name: "Locked too", age: 1 } });
     const release = await lockRow(user!.id);

@@ -39,15 +39,6 @@ export function queryIdOf(event: unknown): string {
 /** A pg connection as Knex's client hands it to a statement: where it connected and its cancel key. */
 export type RawConnection = CancelTarget;
 
-/** Knex's entry point for every statement of db, with the connection it runs on. */
-export type QueryEntryPoint = (connection: RawConnection, query: unknown) => Promise<unknown>;
-
-/** wrapQueryEntryPoint replaces db's query entry point with wrap(original). */
-export function wrapQueryEntryPoint(db: Knex, wrap: (original: QueryEntryPoint) => QueryEntryPoint): void {
-  const client = db.client as Knex.Client & { query: QueryEntryPoint };
-  client.query = wrap(client.query.bind(client));
-}
-
 /** One statement as Knex hands it to the pg driver: `$n` placeholders, and options pg takes as they are (`name`, ...). */
 export interface DriverStatement {
   sql: string;
@@ -67,8 +58,8 @@ const ownPrototypes = new WeakMap<object, Record<string, Method>>();
  * ownPrototype puts a prototype of db's own between its Knex client and the
  * dialect's class. Knex builds the client of each transaction from
  * `client.constructor.prototype`, not from the client, so a method replaced
- * on the client itself (as wrapQueryEntryPoint does) never runs for
- * statements in transactions; one replaced on this prototype does.
+ * on the client itself never runs for statements in transactions; one
+ * replaced on this prototype does.
  */
 function ownPrototype(db: Knex): Record<string, Method> {
   const client = db.client as object;

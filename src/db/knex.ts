@@ -5,7 +5,7 @@ import pg from "pg";
 import type { Logger } from "../log.js";
 import { parseHostList } from "./database-url.js";
 import { NoWritablePrimary, isFailover } from "./errors.js";
-import { connectionSettingsOf, discardConnection, onAcquireError, wrapQueryEntryPoint } from "./knex-internals.js";
+import { connectionSettingsOf, discardConnection, onAcquireError, wrapDriverQuery } from "./knex-internals.js";
 import { prepareStatements } from "./prepared-statements.js";
 import type { PreparedStatementsMode } from "./prepared-statements.js";
 import { PrimaryLocator, isReadOnly } from "./primary.js";
@@ -125,10 +125,11 @@ export function createDatabase(options: DatabaseOptions): Knex {
   if (options.logSql && options.log) observeStatements(db, [sqlLog(options.log)]);
   boundStatementsToCalls(db);
   prepareStatements(db, { mode: options.preparedStatements ?? "auto", log: options.log });
-  wrapQueryEntryPoint(
+  // At the driver step, so that statements in transactions (COMMIT included) are seen too.
+  wrapDriverQuery(
     db,
-    (query) => (connection, q) =>
-      query(connection, q).catch((error: unknown) => {
+    (query) => (connection, statement) =>
+      query(connection, statement).catch((error: unknown) => {
         if (isFailover(error)) {
           discardConnection(connection, error);
           locator?.forget(connection);

@@ -1,7 +1,7 @@
 import { currentCall } from "../call/scope.js";
 import { cancelRequest } from "./cancel-request.js";
 import { CallCancelled, DeadlineExceeded } from "./errors.js";
-import { wrapQueryEntryPoint } from "./knex-internals.js";
+import { wrapDriverQuery } from "./knex-internals.js";
 import type { RawConnection } from "./knex-internals.js";
 
 /**
@@ -36,13 +36,28 @@ async function bound<T>(connection: RawConnection, run: () => Promise<T>): Promi
 }
 
 /**
- * boundStatementsToCalls makes every statement Knex sends on behalf of a
- * call (queries and transactions; the service opens no cursors: exports read
- * in chunks) end when the call does. It wraps the Knex client's query entry
- * point once (Knex has no public hook that sees the connection a statement
- * runs on); outside a call (migrations, seeding) nothing changes. No
- * statement is added per call.
+ * Transaction control (BEGIN, COMMIT, ROLLBACK, savepoints) is never refused
+ * or cancelled: a ROLLBACK refused because the call had ended would hand the
+ * connection back to the pool inside a transaction. The statements between
+ * them are bound, so a call that ends cancels the one running and Knex then
+ * rolls the transaction back.
  */
-export function boundStatementsToCalls(db: Parameters<typeof wrapQueryEntryPoint>[0]): void {
-  wrapQueryEntryPoint(db, (query) => (connection, q) => bound(connection, () => query(connection, q)));
+const transactionControl = /^\s*(begin|commit|rollback|savepoint|release|set\s+transaction)\b/i;
+
+/**
+ * boundStatementsToCalls makes every statement Knex sends on behalf of a
+ * call (queries, and the statements inside transactions; the service opens
+ * no cursors: exports read in chunks) end when the call does. It wraps Knex's
+ * driver step (Knex has no public hook that sees the connection a statement
+ * runs on), which transactions reach too; outside a call (migrations,
+ * seeding) nothing changes. No statement is added per call.
+ */
+export function boundStatementsToCalls(db: Parameters<typeof wrapDriverQuery>[0]): void {
+  wrapDriverQuery(
+    db,
+    (query) => (connection, statement) =>
+      transactionControl.test(statement.sql)
+        ? query(connection, statement)
+        : bound(connection, () => query(connection, statement)),
+  );
 }
