@@ -3,8 +3,9 @@ import type { Model, ModelClass } from "objection";
 
 /**
  * unnestModels runs one statement that takes its rows as array parameters
- * (`unnest(?::bigint[], ?::text[], ...)`: a fixed number of parameters
- * however many rows) and reads the rows it returns as models of `model`. The
+ * (`unnest(?::bigint[], ?::text[], ...)`, `id = any(?::bigint[])`: a fixed
+ * number of parameters however many rows) and reads the rows it returns as
+ * models of `model`, without Objection's query builder. The
  * statement aliases its columns to the models' camelCase names, since Knex's
  * identifier mappers do not rewrite knex.raw rows.
  */
