@@ -6,9 +6,8 @@ import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
-import { listAtHead } from "../db/change-feed.js";
 import type { Listed } from "../db/change-feed.js";
-import { fetchPage, fetchRows, totalSize } from "../list/page.js";
+import { fetchPageAtHead, fetchRows, totalSize } from "../list/page.js";
 import type { Page, Rows, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import type { ListQuery, Position } from "../list/query.js";
@@ -152,7 +151,7 @@ export class PostRepository extends VersionedRepository<Post> {
 
   /**
    * list reads one keyset page of posts, of one user when userId is not 0,
-   * that takes at most about maxBytes, in one snapshot with the head of the
+   * that takes at most about maxBytes, in one statement with the head of the
    * change feed (the list's watch token).
    */
   async list(
@@ -163,15 +162,14 @@ export class PostRepository extends VersionedRepository<Post> {
     maxBytes: number,
   ): Promise<Listed<Page<PostRow>>> {
     return this.reader.read((db) =>
-      listAtHead(db, (trx) =>
-        fetchPage<PostRow & Record<string, unknown>>(
-          this.base(trx, userId),
-          postsListing,
-          query,
-          size,
-          tokens,
-          maxBytes,
-        ),
+      fetchPageAtHead<PostRow & Record<string, unknown>>(
+        db,
+        this.base(db, userId),
+        postsListing,
+        query,
+        size,
+        tokens,
+        maxBytes,
       ),
     );
   }
