@@ -203,7 +203,8 @@ export class UserRepository extends VersionedRepository<User> {
          ) AS p
          WHERE u.ord <= ?
        ), grouped AS (
-         SELECT ord, json_agg(json_build_array(id::text, title, content, version::text, create_time, update_time)
+         SELECT ord, json_agg(json_build_array(id::text, title, content, version::text,
+           round(date_part('epoch', create_time) * 1000), round(date_part('epoch', update_time) * 1000))
            ORDER BY id) AS posts
          FROM posted WHERE bytes_before < ? GROUP BY ord
        )
