@@ -4,7 +4,7 @@ import { MissingReference, isForeignKeyViolation } from "../db/errors.js";
 import { idempotentCreate } from "../db/idempotency.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
-import { unnestModels } from "../db/unnest.js";
+import { unnestRows } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
 import type { Listed } from "../db/change-feed.js";
 import { fetchPageAtHead, fetchRows, totalSize } from "../list/page.js";
@@ -28,13 +28,12 @@ type NewPost = PostFields & { userId: bigint };
  * inInputOrder places rows that carry their 1-based input position (`ord`)
  * at that position, and fails unless every input got exactly one row.
  */
-export function inInputOrder<T extends object>(rows: (T & { ord?: bigint })[], count: number): T[] {
+export function inInputOrder<T extends object>(rows: (T & { ord: bigint })[], count: number): T[] {
   const placed: T[] = new Array<T>(count);
-  for (const row of rows) {
-    const at = Number(row.ord) - 1;
-    if (!(at >= 0 && at < count) || placed[at] !== undefined) throw new Error(`unexpected input position ${row.ord}`);
-    delete row.ord;
-    placed[at] = row;
+  for (const { ord, ...row } of rows) {
+    const at = Number(ord) - 1;
+    if (!(at >= 0 && at < count) || placed[at] !== undefined) throw new Error(`unexpected input position ${ord}`);
+    placed[at] = row as T;
   }
   if (rows.length !== count) throw new Error(`${count} rows were inserted but ${rows.length} came back`);
   return placed;
@@ -67,7 +66,7 @@ export class PostRepository extends VersionedRepository<Post> {
   }
 
   /** createMany inserts every post in one INSERT: all or nothing. */
-  createMany(userId: bigint, posts: PostFields[]): Promise<Post[]> {
+  createMany(userId: bigint, posts: PostFields[]): Promise<PostRow[]> {
     return forExistingUser(userId, this.insertMany(posts.map((fields) => ({ userId, ...fields }))));
   }
 
@@ -76,7 +75,7 @@ export class PostRepository extends VersionedRepository<Post> {
    * retry replays the posts the first call created, in request order, or
    * nothing (undefined) if one of them has been deleted since.
    */
-  createManyOnce(userId: bigint, posts: PostFields[], key: IdempotencyKey): Promise<IdempotentResult<Post[]>> {
+  createManyOnce(userId: bigint, posts: PostFields[], key: IdempotencyKey): Promise<IdempotentResult<PostRow[]>> {
     const rows = posts.map((fields) => ({ userId, ...fields }));
     return forExistingUser(
       userId,
@@ -98,11 +97,11 @@ export class PostRepository extends VersionedRepository<Post> {
    * turn go in one INSERT; if it fails (say, one user is missing), it is
    * split until every caller has its own answer.
    */
-  add(userId: bigint, fields: PostFields): Promise<Post> {
+  add(userId: bigint, fields: PostFields): Promise<PostRow> {
     return forExistingUser(userId, this.adds.write({ userId, ...fields }));
   }
 
-  private readonly adds = new WriteBatcher<NewPost, Post>((rows) => this.insertMany(rows));
+  private readonly adds = new WriteBatcher<NewPost, PostRow>((rows) => this.insertMany(rows));
 
   /**
    * insertMany is one `INSERT ... SELECT FROM unnest(...)` with three array
@@ -111,12 +110,13 @@ export class PostRepository extends VersionedRepository<Post> {
    * planned by PostgreSQL). PostgreSQL does not promise that RETURNING comes
    * in input order (on a distributed table it does not), so each row takes
    * its id from the sequence next to its input position (`WITH ORDINALITY`),
-   * and the rows are put back in input order by that position.
+   * and the rows are put back in input order by that position. The rows stay
+   * plain objects (PostRow), not models: Objection's fromJson took about
+   * 0.5 ms of the 1,000-post batch's CPU and nothing reads them as models.
    */
-  private async insertMany(rows: NewPost[], db: Knex = this.db): Promise<Post[]> {
-    const inserted = await unnestModels<Post & { ord?: bigint }>(
+  private async insertMany(rows: NewPost[], db: Knex = this.db): Promise<PostRow[]> {
+    const inserted = await unnestRows<PostRow & { ord: bigint }>(
       db,
-      Post,
       `WITH input AS MATERIALIZED (
          SELECT nextval(pg_get_serial_sequence('posts', 'id')) AS id, t.*
          FROM unnest(?::bigint[], ?::text[], ?::text[]) WITH ORDINALITY AS t(user_id, title, content, ord)
