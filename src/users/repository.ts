@@ -8,7 +8,7 @@ import { epochMillis } from "../db/epoch-millis.js";
 import { unnestModels } from "../db/unnest.js";
 import { VersionedRepository } from "../db/versioned-repository.js";
 import type { WriteResult } from "../db/write-result.js";
-import { fetchRows, pageOf, pageStatement, rowsOf, totalSize } from "../list/page.js";
+import { fetchPageAtHead, fetchRows, pageOf, pageStatement, rowsOf, totalSize } from "../list/page.js";
 import { rowBytesSql } from "../list/row-bytes.js";
 import { postsListing } from "../posts/listing.js";
 import { postOfJson } from "../posts/model.js";
@@ -162,12 +162,10 @@ export class UserRepository extends VersionedRepository<User> {
     maxBytes: number,
   ): Promise<Listed<Page<UserRow>>> {
     return this.reader.read(async (db) => {
-      const page = pageStatement(db("users").select("users.*"), usersListing, query, query.after, size);
-      if (!withPosts) {
-        const { result, head } = await listAtHead<ReadRow>(db, page);
-        const { rows, more } = rowsOf<UserRow>(result, size, Infinity);
-        return { result: pageOf(rows, more, usersListing, query, tokens), head };
-      }
+      const base = db("users").select("users.*");
+      if (!withPosts)
+        return fetchPageAtHead<UserRow & Record<string, unknown>>(db, base, usersListing, query, size, tokens);
+      const page = pageStatement(base, usersListing, query, query.after, size);
       const { result, head } = await listAtHead<ReadRow>(db, this.withPostsStatement(db, page, size, maxBytes));
       const { rows, more } = rowsOf<Omit<UserRow, "posts"> & { posts: PostJson[] }>(result, size, Infinity);
       const users = rows.map((user) => ({ ...user, posts: user.posts.map((post) => postOfJson(user.id, post)) }));
