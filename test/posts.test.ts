@@ -26,7 +26,7 @@ describe("CreatePost", () => {
     assert.equal(post.title, "Title");
     assert.equal(post.content, "Body");
     assert.ok(post.createTime && post.updateTime);
-    assert.equal((await env.posts.getPost({ id: post.id })).post?.title, "Title");
+    assert.deepEqual((await env.posts.getPost({ id: post.id })).post, post);
   });
 
   it("answers NOT_FOUND naming the user when user_id names no user, and stores nothing", async () => {

@@ -202,6 +202,28 @@ it("a listing and a watch from its watch_token reproduce the table while writers
   );
 });
 
+it("an empty listing's watch_token delivers what comes after it and nothing before", async () => {
+  const { user: before } = await env.users.createUser({ user: { name: "before empty list", age: 1 } });
+  await env.posts.createPost({ post: { userId: before!.id, title: "before", content: "" } });
+  const users = await env.users.listUsers({ filter: `id > ${before!.id}` });
+  const posts = await env.posts.listPosts({ userId: before!.id, filter: `id < 0` });
+  assert.deepEqual([users.users, posts.posts], [[], []]);
+  const userWatch = await watchUsers(users.watchToken);
+  const postWatch = await watchPosts(posts.watchToken, before!.id);
+  const { user: after } = await env.users.createUser({ user: { name: "after empty list", age: 1 } });
+  const { post } = await env.posts.createPost({ post: { userId: before!.id, title: "after", content: "" } });
+  await userWatch.sees("the create after the listing", of(after!.id));
+  await postWatch.sees("the post after the listing", (c) => c.post?.id === post!.id);
+  assert.deepEqual(
+    userWatch.changes.map((c) => c.user?.name),
+    ["after empty list"],
+  );
+  assert.deepEqual(
+    postWatch.changes.map((c) => c.post?.title),
+    ["after"],
+  );
+});
+
 it("answers a resume token older than the retention with OUT_OF_RANGE, reason RESUME_TOKEN_EXPIRED", async () => {
   const old = (await env.users.listUsers({ pageSize: 1 })).watchToken;
   await env.users.createUser({ user: { name: "Pruned", age: 1 } });

@@ -33,9 +33,9 @@ import type { FeedPosition } from "./change-position.js";
  * its row lock. The price: committing writers queue on one lock for the
  * moment of their commit, as NOTIFY already makes them do (bench/watch.ts).
  *
- * Consistent with List: a listing reads in a REPEATABLE READ transaction and
- * takes the head of the feed in the same snapshot (headOn), so a watch from
- * there delivers exactly the commits the listing did not see.
+ * Consistent with List: a listing reads its rows and the head of the feed in
+ * one statement (listAtHead), so in one snapshot, and a watch from there
+ * delivers exactly the commits the listing did not see.
  */
 
 /** ChangeRow is one committed change of a user or a post, as the feed delivers it. */
@@ -101,11 +101,12 @@ interface ReadRow extends Partial<ChangeRow> {
   windowCommits: bigint;
 }
 
+/** headSql is the seq of the end of the feed as a statement's snapshot sees it: after every visible commit. */
+const headSql = "greatest((SELECT max(seq) FROM change_commits), (SELECT pruned_through FROM change_feed)) + 1";
+
 /** headOn is the end of the feed as db's snapshot sees it: a position after every visible change. */
 export async function headOn(db: Knex): Promise<FeedPosition> {
-  const { rows } = await db.raw<{ rows: { seq: bigint }[] }>(
-    `SELECT greatest((SELECT max(seq) FROM change_commits), (SELECT pruned_through FROM change_feed)) + 1 AS seq`,
-  );
+  const { rows } = await db.raw<{ rows: { seq: bigint }[] }>(`SELECT ${headSql} AS seq`);
   return { seq: rows[0]!.seq, id: 0n };
 }
 
@@ -165,16 +166,22 @@ export interface Listed<T> {
 }
 
 /**
- * listAtHead runs a listing in one REPEATABLE READ, read-only transaction that
- * also reads the head of the change feed: a watch from that head delivers
- * exactly the commits the listing did not see, none twice, none missed.
+ * listAtHead reads a listing's rows and the head of the change feed in one
+ * statement, so in one snapshot: a watch from that head delivers exactly the
+ * commits the listing did not see, none twice, none missed. Being one
+ * statement, it needs no transaction (no BEGIN and COMMIT round trips).
+ * `rows` numbers its rows in their order in an `ord` column; when it finds
+ * none, the head still comes (one row of nulls beside it, dropped here).
  */
-export function listAtHead<T>(db: Knex, work: (trx: Knex) => Promise<T>): Promise<Listed<T>> {
-  return db.transaction(
-    async (trx) => {
-      const head = await headOn(trx);
-      return { result: await work(trx), head };
-    },
-    { isolationLevel: "repeatable read", readOnly: true },
-  );
+export async function listAtHead<Row extends { ord: unknown }>(
+  db: Knex,
+  rows: Knex.QueryBuilder | Knex.Raw,
+): Promise<Listed<Row[]>> {
+  const read = (await db
+    .select("h.feed_head", "listed.*")
+    .from(db.raw(`(SELECT ${headSql} AS feed_head) AS h`))
+    .leftJoin(db.raw("(?) AS listed", [rows]), db.raw("true"))
+    .orderBy("listed.ord")) as (Row & { feedHead: bigint })[];
+  const head = { seq: read[0]!.feedHead, id: 0n };
+  return { result: read[0]!.ord === null ? [] : read, head };
 }

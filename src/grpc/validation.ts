@@ -7,6 +7,7 @@ import { decoded } from "./adapter.js";
 import type { Middleware } from "./adapter.js";
 import { invalidArgument } from "./errors.js";
 import { maskedPaths } from "./field-mask.js";
+import { prechecks } from "./prechecks.js";
 
 const validator = createValidator();
 
@@ -32,8 +33,10 @@ function outsideMask(request: Message, schema: DescMessage): (v: Violation) => b
  * validateRequest enforces the protovalidate rules declared in the protos. A
  * violation is INVALID_ARGUMENT naming every offending field and rule, e.g.
  * `user.age: value must be greater than or equal to 0 and less than or equal to 150`.
+ * A request a precheck proves valid (prechecks.ts) skips the CEL interpreter.
  */
 export function validateRequest(schema: DescMessage, request: Message): void {
+  if (prechecks.get(schema.typeName)?.accepts(request) === true) return;
   const result = validator.validate(schema, request);
   if (result.kind === "valid") return;
   if (result.kind === "error") throw result.error;

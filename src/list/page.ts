@@ -1,4 +1,6 @@
 import type { Knex } from "knex";
+import { listAtHead } from "../db/change-feed.js";
+import type { Listed } from "../db/change-feed.js";
 import { applyKeyset, applyOrder, keyOf } from "./query.js";
 import { rowBytesSql } from "./row-bytes.js";
 import type { ListQuery, Position, ResourceListing } from "./query.js";
@@ -11,22 +13,27 @@ export interface Page<Row> {
 }
 
 /**
- * fetchPage runs one keyset page: filter, continue after the token's
- * position, order, and learn whether another page follows. One statement,
- * whatever the depth. A listing with text columns also stops once the rows
- * take maxBytes (see fetchRows): the page is then shorter than asked, as
- * AIP-158 allows, and the next one starts after its last row.
+ * fetchPageAtHead runs one keyset page (as fetchRows reads it) together with
+ * the head of the change feed, in one statement: the page and its
+ * watch_token see the same snapshot. A listing with text columns stops once
+ * the rows take maxBytes: the page is then shorter than asked, as AIP-158
+ * allows, and the next one starts after its last row.
  */
-export async function fetchPage<Row extends Record<string, unknown>>(
+export async function fetchPageAtHead<Row extends Record<string, unknown>>(
+  db: Knex,
   base: Knex.QueryBuilder,
   listing: ResourceListing,
   query: ListQuery,
   size: number,
   tokens: PageTokens,
   maxBytes = Infinity,
-): Promise<Page<Row>> {
-  const { rows, more } = await fetchRows<Row>(base, listing, query, query.after, size, maxBytes);
-  return pageOf(rows, more, listing, query, tokens);
+): Promise<Listed<Page<Row>>> {
+  const { result, head } = await listAtHead<ReadRow>(
+    db,
+    pageStatement(base, listing, query, query.after, size, maxBytes),
+  );
+  const { rows, more } = rowsOf<Row>(result, size, maxBytes);
+  return { result: pageOf(rows, more, listing, query, tokens), head };
 }
 
 /** pageOf is rows as a page: the next page token continues after the last one when more follow. */
@@ -54,36 +61,54 @@ export interface Rows<Row> {
 }
 
 /**
- * fetchRows reads up to limit rows of the query after a position (keyset), in
- * the query's order, and one more to learn whether more follow: one
- * statement. When the listing names its text columns and maxBytes is finite,
- * it also stops where the rows (their strings, as rowBytesSql counts them)
- * would take more than maxBytes, keeping at least one row: a running sum in
- * the query's order, so PostgreSQL reads no more than a byte budget, one or
- * two rows past it, whatever the rows hold (posts of 100,000 characters).
+ * fetchRows runs a pageStatement (same arguments) and keeps the rows of the
+ * page (rowsOf): up to limit rows of the query after a position, in the
+ * query's order, and whether more follow. One statement.
  */
 export async function fetchRows<Row extends Record<string, unknown>>(
+  ...args: Parameters<typeof pageStatement>
+): Promise<Rows<Row>> {
+  const [, , , , limit, maxBytes = Infinity] = args;
+  return rowsOf<Row>(await pageStatement(...args), limit, maxBytes);
+}
+
+/** ReadRow is a row as pageStatement reads it: the row's columns and those it adds. */
+export type ReadRow = Record<string, unknown> & {
+  ord: unknown;
+  feedHead?: unknown;
+  runningBytes?: number | string;
+  ownAndFirstBytes?: unknown;
+};
+
+/**
+ * pageStatement is the statement of fetchRows: up to limit + 1 rows of the
+ * query after a position, in the query's order, each numbered in that order
+ * (`ord`). When the listing names its text columns and maxBytes is finite,
+ * it also stops where the rows (their strings, as rowBytesSql counts them)
+ * would take more than maxBytes: a running sum in the query's order, so
+ * PostgreSQL reads no more than a byte budget, one or two rows past it,
+ * whatever the rows hold (posts of 100,000 characters).
+ */
+export function pageStatement(
   base: Knex.QueryBuilder,
   listing: ResourceListing,
   query: ListQuery,
   after: Position | undefined,
   limit: number,
   maxBytes = Infinity,
-): Promise<Rows<Row>> {
+): Knex.QueryBuilder {
   query.apply(base);
   if (after !== undefined) applyKeyset(base, query.order, after);
   applyOrder(base, query.order);
-  if (listing.texts === undefined || !Number.isFinite(maxBytes)) {
-    const rows = (await base.limit(limit + 1)) as Row[];
-    return { rows: rows.slice(0, limit), more: rows.length > limit };
-  }
   const raw = base.client.raw.bind(base.client);
-  const { sql, bindings } = rowBytesSql(listing.texts);
-  const size = raw(sql, bindings);
   const order = raw(
     query.order.map((t) => `?? ${t.descending ? "DESC" : "ASC"}`).join(", "),
     query.order.map((t) => t.column),
   );
+  base.select(raw("row_number() OVER (ORDER BY ?) AS ord", [order]));
+  if (listing.texts === undefined || !Number.isFinite(maxBytes)) return base.limit(limit + 1);
+  const { sql, bindings } = rowBytesSql(listing.texts);
+  const size = raw(sql, bindings);
   // running_bytes: this row and those before it. A row is read while the rows between the first and
   // it take less than maxBytes: every row that fits, the one that does not, and at most one more.
   base.select(
@@ -95,15 +120,28 @@ export async function fetchRows<Row extends Record<string, unknown>>(
       order,
     ]),
   );
-  const read = (await base.client
+  return base.client
     .queryBuilder()
     .select("*")
     .from(base.limit(limit + 1).as("budgeted"))
     .whereRaw("running_bytes - own_and_first_bytes < ?", [maxBytes])
-    .orderBy("running_bytes")) as (Row & { runningBytes: number | string; ownAndFirstBytes: unknown })[];
-  let kept = 0;
-  while (kept < Math.min(read.length, limit) && (kept === 0 || Number(read[kept]!.runningBytes) <= maxBytes)) kept++;
-  const rows = read.slice(0, kept).map(({ runningBytes: _r, ownAndFirstBytes: _o, ...row }) => row as unknown as Row);
+    .orderBy("ord");
+}
+
+/**
+ * rowsOf keeps the rows of a page statement that make the page: at most
+ * limit, and within maxBytes (at least one), without the columns the
+ * statement added; more says whether rows follow them.
+ */
+export function rowsOf<Row>(read: ReadRow[], limit: number, maxBytes: number): Rows<Row> {
+  let kept = Math.min(read.length, limit);
+  if (Number.isFinite(maxBytes)) {
+    kept = 0;
+    while (kept < Math.min(read.length, limit) && (kept === 0 || Number(read[kept]!.runningBytes) <= maxBytes)) kept++;
+  }
+  const rows = read
+    .slice(0, kept)
+    .map(({ ord: _o, feedHead: _h, runningBytes: _r, ownAndFirstBytes: _b, ...row }) => row as unknown as Row);
   return { rows, more: read.length > kept };
 }
 
