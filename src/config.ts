@@ -62,22 +62,25 @@ export interface Config {
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
+const yes = ["1", "true", "yes", "on"];
+const no = ["0", "false", "no", "off"];
+
 function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
   const value = env[name];
   if (value === undefined || value === "") return fallback;
-  if (["1", "true", "yes", "on"].includes(value.toLowerCase())) return true;
-  if (["0", "false", "no", "off"].includes(value.toLowerCase())) return false;
+  if (yes.includes(value.toLowerCase())) return true;
+  if (no.includes(value.toLowerCase())) return false;
   throw new Error(`${name} must be 1/true/yes/on or 0/false/no/off, got "${value}"`);
 }
 
 function preparedStatements(env: NodeJS.ProcessEnv): PreparedStatementsMode {
-  const value = env.DATABASE_PREPARED_STATEMENTS;
-  if (value === undefined || value === "" || value.toLowerCase() === "auto") return "auto";
-  try {
-    return flag(env, "DATABASE_PREPARED_STATEMENTS", true) ? "on" : "off";
-  } catch {
-    throw new Error(`DATABASE_PREPARED_STATEMENTS must be auto, 1/true/yes/on or 0/false/no/off, got "${value}"`);
-  }
+  const value = (env.DATABASE_PREPARED_STATEMENTS ?? "").toLowerCase();
+  if (value === "" || value === "auto") return "auto";
+  if (yes.includes(value)) return "on";
+  if (no.includes(value)) return "off";
+  throw new Error(
+    `DATABASE_PREPARED_STATEMENTS must be auto, 1/true/yes/on or 0/false/no/off, got "${env.DATABASE_PREPARED_STATEMENTS}"`,
+  );
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

@@ -155,10 +155,11 @@ export function createServer({
     ...(authTokens === undefined ? [] : [authenticate(authTokens, log)]),
     streamCaps(caps),
     validation,
-    takingTurns(new PoolShare(largeReadsMax), (call, request) => largeRead(call.method, request), {
-      budget: new ByteRate(largeReadBytesPerSecond),
-      variable: "LARGE_READ_BYTES_PER_SECOND",
-    }),
+    takingTurns(
+      new PoolShare(largeReadsMax),
+      (call, request) => largeRead(call.method, request),
+      new ByteRate(largeReadBytesPerSecond, "LARGE_READ_BYTES_PER_SECOND"),
+    ),
   ];
   // With replicas, read-only calls may read from them and writes answer with their WAL position.
   if (replicas !== undefined) middleware.push(readYourWrites(db, log));

@@ -76,10 +76,14 @@ function sqlState(error: unknown): string | undefined {
  */
 const stalePlan = /cached plan must not change result type/;
 
+/** isStalePlan tells a prepared statement refused because a schema change altered its result columns. */
+export function isStalePlan(error: unknown): boolean {
+  return sqlState(error) === "0A000" && layers(error).some((l) => l instanceof Error && stalePlan.test(l.message));
+}
+
 function failureOf(error: unknown): DatabaseFailure | undefined {
   const state = sqlState(error);
-  if (state === "0A000" && layers(error).some((l) => l instanceof Error && stalePlan.test(l.message)))
-    return "conflict";
+  if (isStalePlan(error)) return "conflict";
   if (state !== undefined) {
     if (networkErrors.has(state)) return "unreachable";
     const known = sqlStates[state] ?? sqlStates[state.slice(0, 3)] ?? sqlStates[state.slice(0, 2)];

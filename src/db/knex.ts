@@ -123,8 +123,11 @@ export function createDatabase(options: DatabaseOptions): Knex {
     ...(options.log && { log: knexLog(options.log) }),
   });
   if (options.logSql && options.log) observeStatements(db, [sqlLog(options.log)]);
-  boundStatementsToCalls(db);
+  // Each wrapper of the driver step runs inside the ones added after it: the
+  // call's bounds cover everything prepared statements send (the pooler
+  // question, DEALLOCATE ALL, a retry), and the failover check sees it all.
   prepareStatements(db, { mode: options.preparedStatements ?? "auto", log: options.log });
+  boundStatementsToCalls(db);
   // At the driver step, so that statements in transactions (COMMIT included) are seen too.
   wrapDriverQuery(
     db,

@@ -135,9 +135,20 @@ describe("prepared statements on PostgreSQL", () => {
 
   it("survives ADD COLUMN under a prepared `items.*`: the statement runs again, and every connection prepares afresh", () =>
     using({ poolMax: 2 }, async (db) => {
-      // Two transactions at once hold both connections of the pool.
-      const onBoth = <T>(work: (trx: Knex.Transaction) => Promise<T>) =>
-        Promise.all([db.transaction(work), db.transaction(work)]);
+      // Two transactions hold both connections of the pool: each, once it holds its connection,
+      // waits until the other holds one too (else the first could finish and lend its connection
+      // to the second, as the pool opens a second one only as fast as it can).
+      const onBoth = <T>(work: (trx: Knex.Transaction) => Promise<T>) => {
+        let arrived = 0;
+        let bothHold!: () => void;
+        const both = new Promise<void>((resolve) => (bothHold = resolve));
+        const held = async (trx: Knex.Transaction) => {
+          if (++arrived === 2) bothHold();
+          await both;
+          return work(trx);
+        };
+        return Promise.all([db.transaction(held), db.transaction(held)]);
+      };
       const pids = await onBoth(async (trx) => {
         await thrice(() => read(trx));
         assert.deepEqual(

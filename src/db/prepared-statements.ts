@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Knex } from "knex";
 import type { Logger } from "../log.js";
+import { isStalePlan } from "./errors.js";
 import { wrapDriverQuery } from "./knex-internals.js";
 import type { DriverQuery, DriverStatement, RawConnection } from "./knex-internals.js";
 import { throughPooler } from "./pooler.js";
@@ -48,12 +49,11 @@ export class StatementNames {
 
 /**
  * A pg client as prepared statements see it. pg keeps the names it has
- * prepared on a connection in `connection.parsedStatements` and the state of
- * the last ReadyForQuery in `_txStatus` (I: idle, T: in a transaction, E: in
- * a failed one); neither is public API.
+ * prepared on a connection in `connection.parsedStatements`, which is not
+ * public API.
  */
 interface PgClient extends RawConnection, KeyedClient {
-  _txStatus?: string | null;
+  getTransactionStatus(): string | null;
   connection: { parsedStatements: Record<string, string> };
 }
 
@@ -67,17 +67,15 @@ interface ConnectionState {
 }
 
 /**
- * SQLSTATEs after which pg's list of a connection's prepared statements and
- * the server's disagree: 0A000 "cached plan must not change result type" (a
- * schema change altered the columns of a prepared statement's result, e.g.
- * ADD COLUMN under `select "users".*`), 26000 (no such statement: someone ran
- * DEALLOCATE or DISCARD ALL) and 42P05 (already exists).
+ * isMismatch tells an error after which pg's list of a connection's prepared
+ * statements and the server's disagree: a stale plan (a schema change altered
+ * the columns of a prepared statement's result, e.g. ADD COLUMN under
+ * `select "users".*`), 26000 (no such statement: someone ran DEALLOCATE or
+ * DISCARD ALL) or 42P05 (already exists).
  */
-const mismatches = new Set(["0A000", "26000", "42P05"]);
-
 function isMismatch(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && mismatches.has(code);
+  return code === "26000" || code === "42P05" || isStalePlan(error);
 }
 
 /**
@@ -123,13 +121,12 @@ class PreparedStatements {
       return await query(connection, named);
     } catch (error) {
       if (!isMismatch(error)) throw error;
-      if ((error as { code: string }).code === "0A000") this.generation++;
+      if (isStalePlan(error)) this.generation++;
       state.generation = -1;
-      // pg has already failed the statement, before the ReadyForQuery that
-      // follows it, so _txStatus is still what it was when the statement
-      // started: "I" means it ran alone (and PostgreSQL rolled it back), so it
-      // can run again.
-      if (connection._txStatus !== "I") throw error;
+      // After the error, idle ("I") means the statement ran alone and
+      // PostgreSQL rolled it back, so it can run again; "E" means it aborted
+      // the transaction it ran in, which the caller must retry.
+      if (connection.getTransactionStatus() !== "I") throw error;
       await this.deallocate(connection, state);
       return query(connection, named);
     }

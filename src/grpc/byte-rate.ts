@@ -18,7 +18,11 @@ export class ByteRate {
   private balance: number;
   private at = performance.now();
 
-  constructor(readonly bytesPerSecond: number) {
+  /** variable names the setting of the rate, for the message a refused caller reads. */
+  constructor(
+    readonly bytesPerSecond: number,
+    private readonly variable: string,
+  ) {
     if (!(bytesPerSecond > 0)) throw new Error(`a byte rate is positive, not ${bytesPerSecond}`);
     this.balance = bytesPerSecond;
   }
@@ -41,10 +45,10 @@ export class ByteRate {
    * LARGE_READ_BUDGET) and a RetryInfo of the wait; one cancelled while it
    * waits stops waiting.
    */
-  async turn(signal: AbortSignal, deadline: number | undefined, variable: string): Promise<void> {
+  async turn(signal: AbortSignal, deadline: number | undefined): Promise<void> {
     const waitMs = this.debtMs();
     if (waitMs === 0) return;
-    if (deadline !== undefined && Date.now() + waitMs >= deadline) throw this.exhausted(waitMs, variable);
+    if (deadline !== undefined && Date.now() + waitMs >= deadline) throw this.exhausted(waitMs);
     await sleep(Math.ceil(waitMs), undefined, { signal }).catch(() => {
       throw new CallCancelled();
     });
@@ -56,11 +60,11 @@ export class ByteRate {
     this.at = now;
   }
 
-  private exhausted(waitMs: number, variable: string): ServiceError {
+  private exhausted(waitMs: number): ServiceError {
     const seconds = (waitMs / 1000).toFixed(1);
     return new ServiceError(
       status.RESOURCE_EXHAUSTED,
-      `reads of many users with their posts have used the server's budget of ${this.bytesPerSecond} reply bytes per second (${variable}); ` +
+      `reads of many users with their posts have used the server's budget of ${this.bytesPerSecond} reply bytes per second (${this.variable}); ` +
         `retry in ${seconds} s, with a later deadline, or ask for fewer users or view BASIC`,
       [
         errorInfo("LARGE_READ_BUDGET", { bytesPerSecond: String(this.bytesPerSecond) }),

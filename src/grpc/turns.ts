@@ -7,9 +7,9 @@ import type { CallContext } from "./call-context.js";
  * takingTurns runs the unary calls that `applies` picks one share's turn at a
  * time: at most `share.size` of them at once, reply encoding included (the
  * adapter encodes inside the handler the middleware wraps); the rest wait, in
- * order, bounded by their deadline. With a `rate`, they also build no more
- * reply bytes per second than it allows: a call whose turn comes while the
- * budget is in debt waits, or is refused if its deadline would pass first.
+ * order, bounded by their deadline. They also build no more reply bytes per
+ * second than `rate` allows: a call whose turn comes while the budget is in
+ * debt waits, or is refused if its deadline would pass first.
  * Reads whose replies take megabytes (BatchGetUsers and ListUsers with view
  * FULL) then cannot take every core from the calls around them, however many
  * callers send them.
@@ -17,16 +17,15 @@ import type { CallContext } from "./call-context.js";
 export function takingTurns(
   share: PoolShare,
   applies: (context: CallContext, request: unknown) => boolean,
-  rate?: { budget: ByteRate; variable: string },
+  rate: ByteRate,
 ): Middleware {
   return (next) => (request, context) =>
     context.type === "unary" && applies(context, request)
       ? share.run(context.signal, async () => {
-          if (rate === undefined) return next(request, context);
-          await rate.budget.turn(context.signal, context.deadline, rate.variable);
+          await rate.turn(context.signal, context.deadline);
           const reply = await next(request, context);
           // The innermost step hands back the encoded reply: its size is what it cost.
-          rate.budget.spend((reply as Uint8Array).byteLength);
+          rate.spend((reply as Uint8Array).byteLength);
           return reply;
         })
       : next(request, context);
