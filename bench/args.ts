@@ -49,6 +49,14 @@ const usage = `npm run bench -- [options]
   --profile               V8 CPU profiles of the server processes in bench/results/tmp/profiles/<impl>/
                           (one file per thread; the largest is the main thread)`;
 
+/**
+ * resultsDir is where a bench writes its report: --out when given, else
+ * bench/results, or bench/results/tmp (ignored by git) with --quick, so a CI
+ * run never overwrites the committed results.
+ */
+export const resultsDir = (root: string, out: string | undefined, quick: boolean) =>
+  path.resolve(root, out ?? (quick ? "bench/results/tmp" : "bench/results"));
+
 /** positiveNumber reads a positive option value (fallback when absent); help follows the error message. */
 export function positiveNumber(
   value: string | undefined,
@@ -115,7 +123,7 @@ export function parseBenchArgs(argv: string[], root: string): BenchOptions {
     workers: positiveNumber(values.workers, "workers", 1),
     scenarios: values.scenario,
     implementations: implementations.filter((i) => i === "service" || chosen.includes(i)),
-    outDir: path.resolve(root, values.out ?? (quick ? "bench/results/tmp" : "bench/results")),
+    outDir: resultsDir(root, values.out, quick),
     profile: values.profile,
     fixedRequest: values["fixed-request"],
   };

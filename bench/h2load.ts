@@ -4,7 +4,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
-import { positiveNumber } from "./args.js";
+import { positiveNumber, resultsDir } from "./args.js";
 import { encodeRequest } from "./load/drive.js";
 import { LoadGenerator } from "./load/generator.js";
 import { grpcAnswer, h2load, h2loadRate } from "./load/h2load.js";
@@ -85,7 +85,7 @@ const fixedRequests = values.requests === undefined ? undefined : option(values.
 const rounds = option(values.rounds, "rounds", quick ? 1 : 3);
 const pool = option(values.pool, "pool", 10);
 const root = path.resolve(import.meta.dirname, "..");
-const outDir = path.resolve(root, values.out ?? (quick ? "bench/results/tmp" : "bench/results"));
+const outDir = resultsDir(root, values.out, quick);
 const tmpDir = path.join(root, "bench/results/tmp");
 
 /** disagreementLimit is issue 13's: beyond it, find out why the tools differ before quoting either. */

@@ -7,7 +7,9 @@
 // that alternate the two settings. Per call: calls/s, this process's CPU, and
 // the CPU of the PostgreSQL backend serving the connection (from /proc, when
 // the server runs on this machine). No gRPC: the service's per-call work is
-// the same either way, and hides the difference on a busy machine.
+// the same either way, and hides the difference on a busy machine. The report
+// goes to bench/results/prepared.md; with --quick (a few calls, one round) to
+// bench/results/tmp, so a CI run leaves the committed one alone.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -19,18 +21,20 @@ import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
 import { PostRepository } from "../src/posts/repository.js";
 import { UserRepository } from "../src/users/repository.js";
+import { resultsDir } from "./args.js";
 import { provisionDatabase } from "./setup/database.js";
 
 const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     rounds: { type: "string" },
-    out: { type: "string", default: "bench/results" },
+    out: { type: "string" },
   },
 });
 const rounds = Number(values.rounds ?? (values.quick ? 1 : 8));
 const calls = { get: values.quick ? 200 : 5_000, create: values.quick ? 100 : 2_000 };
 const modes = ["off", "auto"] as const;
+const outDir = resultsDir(path.resolve(import.meta.dirname, ".."), values.out, values.quick);
 const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString());
 
 const database = await provisionDatabase(process.env.DATABASE_URL);
@@ -123,6 +127,7 @@ const report = [
   ...lines,
   "",
 ].join("\n");
-await mkdir(values.out, { recursive: true });
-await writeFile(path.join(values.out, "prepared.md"), report);
+await mkdir(outDir, { recursive: true });
+await writeFile(path.join(outDir, "prepared.md"), report);
 console.log(report);
+console.log(`bench: wrote ${path.relative(process.cwd(), path.join(outDir, "prepared.md"))}`);
