@@ -10,7 +10,6 @@
 // the same either way, and hides the difference on a busy machine. The report
 // goes to bench/results/prepared.md; with --quick (a few calls, one round) to
 // bench/results/tmp, so a CI run leaves the committed one alone.
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -22,6 +21,7 @@ import { migrateLatest } from "../src/db/migrator.js";
 import { PostRepository } from "../src/posts/repository.js";
 import { UserRepository } from "../src/users/repository.js";
 import { resultsDir } from "./args.js";
+import { CpuTime } from "./servers/cpu.js";
 import { provisionDatabase } from "./setup/database.js";
 
 const { values } = parseArgs({
@@ -35,7 +35,6 @@ const rounds = Number(values.rounds ?? (values.quick ? 1 : 8));
 const calls = { get: values.quick ? 200 : 5_000, create: values.quick ? 100 : 2_000 };
 const modes = ["off", "auto"] as const;
 const outDir = resultsDir(path.resolve(import.meta.dirname, ".."), values.out, values.quick);
-const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString());
 
 const database = await provisionDatabase(process.env.DATABASE_URL);
 const log = pino({ level: "silent" });
@@ -44,12 +43,14 @@ await migrateLatest(setup);
 const userId = (await new UserRepository(setup).create({ name: "Bench", age: 30 })).id;
 await setup.destroy();
 
-/** backendCpuUs is a local PostgreSQL backend's CPU time so far, or undefined when /proc does not show it. */
-function backendCpuUs(pid: number): number | undefined {
+/**
+ * backendCpu follows the CPU time of the PostgreSQL backend with this pid,
+ * or is undefined when no local postgres process has it (the server runs
+ * elsewhere, and the pid here may be anything else).
+ */
+function backendCpu(pid: number): CpuTime | undefined {
   try {
-    if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") return undefined;
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / ticksPerSecond;
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres" ? new CpuTime(pid) : undefined;
   } catch {
     return undefined;
   }
@@ -72,18 +73,18 @@ async function measure(mode: (typeof modes)[number], scenario: keyof typeof call
         : () => posts.add(userId, { title: "bench", content: "prepared statements" });
     const pid = (await db.raw<{ rows: { pid: number }[] }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
     for (let i = 0; i < 200; i++) await run();
-    const backend0 = backendCpuUs(pid);
+    const backend = backendCpu(pid);
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < calls[scenario]; i++) await run();
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
-    const backend1 = backendCpuUs(pid);
+    const backendUs = backend?.stop();
     const n = calls[scenario];
     return {
       rate: n / seconds,
       clientUs: (cpu.user + cpu.system) / n,
-      postgresUs: backend0 === undefined || backend1 === undefined ? undefined : (backend1 - backend0) / n,
+      postgresUs: backendUs === undefined ? undefined : backendUs / n,
     };
   } finally {
     await db.destroy();
