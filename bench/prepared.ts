@@ -20,18 +20,28 @@ import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
 import { PostRepository } from "../src/posts/repository.js";
 import { UserRepository } from "../src/users/repository.js";
-import { resultsDir } from "./args.js";
+import { positiveNumber, resultsDir } from "./args.js";
 import { CpuTime } from "./servers/cpu.js";
 import { provisionDatabase } from "./setup/database.js";
+
+const usage = `npm run bench:prepared -- [options]
+  --quick      200 and 100 calls a round, one round (CI); the report in bench/results/tmp
+  --rounds R   rounds, each measuring both settings in turn (default 8; --quick 1)
+  --out DIR    where prepared.md goes (default bench/results; --quick bench/results/tmp)`;
 
 const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     rounds: { type: "string" },
     out: { type: "string" },
+    help: { type: "boolean", default: false },
   },
 });
-const rounds = Number(values.rounds ?? (values.quick ? 1 : 8));
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const rounds = positiveNumber(values.rounds, "rounds", values.quick ? 1 : 8, true, usage);
 const calls = { get: values.quick ? 200 : 5_000, create: values.quick ? 100 : 2_000 };
 const modes = ["off", "auto"] as const;
 const outDir = resultsDir(path.resolve(import.meta.dirname, ".."), values.out, values.quick);
