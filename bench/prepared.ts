@@ -21,6 +21,7 @@ import { migrateLatest } from "../src/db/migrator.js";
 import { PostRepository } from "../src/posts/repository.js";
 import { UserRepository } from "../src/users/repository.js";
 import { positiveNumber, resultsDir } from "./args.js";
+import { median } from "./report/results.js";
 import { CpuTime } from "./servers/cpu.js";
 import { provisionDatabase } from "./setup/database.js";
 
@@ -104,9 +105,8 @@ async function measure(mode: (typeof modes)[number], scenario: keyof typeof call
 const names = { get: "GetUser BASIC (`getMany`, one id)", create: "CreatePost (`add`, INSERT ... FROM unnest)" };
 const spread = (xs: (number | undefined)[]) => {
   if (xs.some((x) => x === undefined)) return "—";
-  const sorted = (xs as number[]).toSorted((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)]!;
-  return `${median.toFixed(0)} (${sorted[0]!.toFixed(0)}–${sorted.at(-1)!.toFixed(0)})`;
+  const values = xs as number[];
+  return `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
 };
 const lines = [
   "| statement | DATABASE_PREPARED_STATEMENTS | calls/s | client CPU µs/call | PostgreSQL CPU µs/call |",

@@ -105,6 +105,13 @@ export const perSecond = (count: number, elapsedMs: number) => {
   return rate < 100 ? Number(rate.toPrecision(3)) : round(rate, 1);
 };
 
+/** median is the middle value, or the mean of the two middle ones when there is an even number (NaN for none). */
+export function median(values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
 /** measure turns a tally into the figures reported. */
 export function measure(implementation: Implementation, concurrency: number, tally: Tally): Measurement {
   const h = tally.histogram;
