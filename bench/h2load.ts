@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
 import { positiveNumber, resultsDir } from "./args.js";
+import { cleanupOnInterrupt } from "./cleanup.js";
 import { encodeRequest } from "./load/drive.js";
 import { LoadGenerator } from "./load/generator.js";
 import { grpcAnswer, h2load, h2loadRate } from "./load/h2load.js";
@@ -98,11 +99,7 @@ const rotate = <T>(items: T[], by: number) => items.map((_, i) => items[(i + by)
 const problems: string[] = [];
 const windows: Window[] = [];
 
-const cleanups: (() => Promise<unknown>)[] = [];
-const cleanup = async () => {
-  for (const step of cleanups.reverse()) await step().catch((error: unknown) => console.error("cleanup:", error));
-};
-process.once("SIGINT", () => void cleanup().finally(() => process.exit(130)));
+const { steps: cleanups, run: cleanup } = cleanupOnInterrupt();
 
 async function main(): Promise<string> {
   const loadBefore = os.loadavg();

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { parseBenchArgs } from "./args.js";
 import type { Implementation } from "./args.js";
+import { cleanupOnInterrupt } from "./cleanup.js";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
 import { LoadGenerator } from "./load/generator.js";
@@ -32,16 +33,7 @@ if (unknown.length > 0) {
 const chosen = scenarios.filter((s) => options.scenarios?.includes(s.id) ?? true);
 const data = { users: options.users, postsPerUser: options.postsPerUser };
 
-const cleanups: (() => Promise<unknown>)[] = [];
-let cleaning: Promise<void> | undefined;
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) await step().catch((error: unknown) => console.error("cleanup:", error));
-  })());
-process.once("SIGINT", () => {
-  console.error("\ninterrupted: stopping servers and dropping the database");
-  void cleanup().finally(() => process.exit(130));
-});
+const { steps: cleanups, run: cleanup } = cleanupOnInterrupt();
 
 async function main(): Promise<number> {
   console.log(
