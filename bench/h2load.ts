@@ -9,6 +9,7 @@ import { cleanupOnInterrupt } from "./cleanup.js";
 import { encodeRequest } from "./load/drive.js";
 import { LoadGenerator } from "./load/generator.js";
 import { grpcAnswer, h2load, h2loadRate } from "./load/h2load.js";
+import { rotate } from "./measure.js";
 import type { TargetRef } from "./load/protocol.js";
 import {
   cpuTable,
@@ -95,7 +96,6 @@ const scenario = getUserBasic;
 const method = `/${scenario.method.parent.typeName}/${scenario.method.name}`;
 const compared: Compared[] = ["service", "peer"];
 const tools: Tool[] = ["h2load", "harness", "harness-random"];
-const rotate = <T>(items: T[], by: number) => items.map((_, i) => items[(i + by) % items.length]!);
 const problems: string[] = [];
 const windows: Window[] = [];
 

@@ -17,7 +17,8 @@ export interface Bench {
   servers: Map<Implementation, RunningServer>;
 }
 
-const rotate = <T>(items: T[], by: number) => items.map((_, i) => items[(i + by) % items.length]!);
+/** rotate starts the list `by` places later, wrapping round: each round of interleaved windows takes its turns in another order. */
+export const rotate = <T>(items: T[], by: number) => items.map((_, i) => items[(i + by) % items.length]!);
 
 function newTally(scenario: Scenario): Tally {
   return {
