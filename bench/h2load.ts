@@ -8,6 +8,7 @@ import { positiveNumber, resultsDir } from "./args.js";
 import { cleanupOnInterrupt } from "./cleanup.js";
 import { encodeRequest } from "./load/drive.js";
 import { LoadGenerator } from "./load/generator.js";
+import { grpcFrame } from "./load/grpc-frame.js";
 import { grpcAnswer, h2load, h2loadRate } from "./load/h2load.js";
 import { rotate } from "./measure.js";
 import type { TargetRef } from "./load/protocol.js";
@@ -117,12 +118,8 @@ async function main(): Promise<string> {
   const url = (impl: Compared) => `http://${targets.get(impl)!.address}${method}`;
 
   // One request for every tool: the scenario's sample, framed for h2load's body file.
-  const request = encodeRequest(scenario, data, true);
   const bodyFile = path.join(tmpDir, "get-user-request.bin");
-  const frame = Buffer.alloc(5 + request.length);
-  frame.writeUInt32BE(request.length, 1);
-  request.copy(frame, 5);
-  writeFileSync(bodyFile, frame);
+  writeFileSync(bodyFile, grpcFrame(encodeRequest(scenario, data, true)));
   const verdicts = await verifyScenario(scenario, targets, load, async () => {}, 1);
   for (const [impl, verdict] of Object.entries(verdicts)) {
     if (verdict !== "ok") problems.push(`${impl} answered the request differently: ${verdict}`);

@@ -6,6 +6,7 @@ import type { ServiceError } from "@grpc/grpc-js";
 import { ExportPostsRequestSchema } from "../../gen/blog/v1/post_service_pb.js";
 import { UserView } from "../../gen/blog/v1/user_pb.js";
 import { BatchGetUsersRequestSchema } from "../../gen/blog/v1/user_service_pb.js";
+import { grpcFrame } from "./grpc-frame.js";
 
 // The hostile half of `npm run bench:hostile`: clients that hold exports
 // without reading, and clients that ask for replies as large as the send
@@ -41,11 +42,7 @@ export function stallExport(address: string, filter: string): StalledExport {
     "content-type": "application/grpc",
     te: "trailers",
   });
-  const message = encode(ExportPostsRequestSchema, { filter });
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  message.copy(frame, 5);
-  stream.end(frame);
+  stream.end(grpcFrame(encode(ExportPostsRequestSchema, { filter })));
   const state: StalledExport = { headers: false, dataBytes: 0, ended: undefined, close: () => session.destroy() };
   stream.on("response", () => (state.headers = true));
   stream.on("data", (chunk: Buffer) => (state.dataBytes += chunk.length));
