@@ -17,6 +17,7 @@ import {
   disagreementTable,
   disagreements,
   figures,
+  shares,
   threadTable,
   throughputTable,
   toolTitles,
@@ -188,14 +189,12 @@ async function main(): Promise<string> {
       serverThread: serverThreadShare,
     };
     const rate = (window.calls * 1000) / window.elapsedMs;
-    const share = (t: Window["serverThread"]) =>
-      t === undefined ? "—" : `${Math.round(t.running * 100)}%+${Math.round(t.waiting * 100)}%`;
     const perCall = (us: number | undefined) => (us === undefined ? "?" : Math.round(us / window.calls));
     console.log(
       `  ${label}: ${Math.round(rate)} calls/s, p50 ${(window.histogram.getValueAtPercentile(50) / 1000).toFixed(2)} ms, ` +
         `p99 ${(window.histogram.getValueAtPercentile(99) / 1000).toFixed(2)} ms, server CPU ${perCall(serverCpuUs)} µs/call, ` +
         `load generator CPU ${perCall(window.clientCpuUs)} µs/call, SQL/call ${(statements / window.calls).toFixed(2)}, ` +
-        `busiest threads on CPU + waiting: server ${share(window.serverThread)}, harness ${share(window.clientThread)}`,
+        `busiest threads on CPU + waiting: server ${shares(window.serverThread)}, harness ${shares(window.clientThread)}`,
     );
     return window;
   };

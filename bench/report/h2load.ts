@@ -125,7 +125,8 @@ export function cpuTable(pairs: Pair[]): string {
   ].join("\n");
 }
 
-const shares = (t: ThreadShare | undefined) =>
+/** shares shows a busiest thread's window as "on a CPU % + waiting for one %", or "—" without /proc. */
+export const shares = (t: ThreadShare | undefined) =>
   t === undefined ? "—" : `${Math.round(t.running * 100)}% + ${Math.round(t.waiting * 100)}%`;
 
 /**
