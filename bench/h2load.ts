@@ -85,7 +85,8 @@ const data = {
 const levels = values.concurrency.split(",").map((c) => option(c.trim(), "concurrency", 1));
 const warmupMs = option(values.warmup, "warmup", quick ? 0.2 : 3, false) * 1000;
 const durationMs = option(values.duration, "duration", quick ? 0.5 : 10, false) * 1000;
-const fixedRequests = values.requests === undefined ? undefined : option(values.requests, "requests", 1);
+/** requestsPerWindow is --requests, the calls of each h2load window; undefined: its warm-up's calls/s × --duration. */
+const requestsPerWindow = values.requests === undefined ? undefined : option(values.requests, "requests", 1);
 const rounds = option(values.rounds, "rounds", quick ? 1 : 3);
 const pool = option(values.pool, "pool", 10);
 const root = path.resolve(import.meta.dirname, "..");
@@ -204,7 +205,7 @@ async function main(): Promise<string> {
     const requests = new Map<Compared, number>();
     for (const impl of compared) {
       const rate = await h2loadRate(url(impl), bodyFile, inFlight, warmupMs);
-      requests.set(impl, fixedRequests ?? Math.max(inFlight, Math.round((rate * durationMs) / 1000)));
+      requests.set(impl, requestsPerWindow ?? Math.max(inFlight, Math.round((rate * durationMs) / 1000)));
       for (const fixed of [true, false]) {
         const warm = await load.run(targets.get(impl)!, scenario.id, inFlight, warmupMs, false, fixed);
         if (warm.errors > 0) problems.push(`warm-up of ${impl} @${inFlight}: ${warm.errors} calls failed`);
@@ -227,9 +228,8 @@ async function main(): Promise<string> {
       return { tool, inFlight, service: of("service"), peer: of("peer") };
     }),
   );
-  const disagreeing = disagreements(pairs).filter(
-    (d) => d.percent !== undefined && Math.abs(d.percent) > disagreementLimit,
-  );
+  const h2loadVsHarness = disagreements(pairs);
+  const disagreeing = h2loadVsHarness.filter((d) => d.percent !== undefined && Math.abs(d.percent) > disagreementLimit);
   const m = machine();
   const loadAfter = os.loadavg();
   return [
@@ -241,7 +241,7 @@ async function main(): Promise<string> {
       `(bench/servers/service.ts: info log line per call, metrics) and the peer, pool ${pool}. ` +
       `At each number of calls in flight: ${warmupMs / 1000} s warm-up per tool and implementation, then ${rounds} ` +
       `round(s), each a window per tool and implementation in turn (the order rotating each round): h2load ` +
-      `${fixedRequests ?? `its warm-up's calls/s × ${durationMs / 1000} s`} calls (\`-c 1 -t 1 -m N -d body\`), the ` +
+      `${requestsPerWindow ?? `its warm-up's calls/s × ${durationMs / 1000} s`} calls (\`-c 1 -t 1 -m N -d body\`), the ` +
       `harness ${durationMs / 1000} s. Load average ${loadBefore.map((l) => l.toFixed(1)).join(", ")} before, ` +
       `${loadAfter.map((l) => l.toFixed(1)).join(", ")} after.`,
     "",
@@ -263,7 +263,7 @@ async function main(): Promise<string> {
     "",
     `h2load against the harness, both sending the fixed id (beyond ±${disagreementLimit}% in bold):`,
     "",
-    disagreementTable(disagreements(pairs), disagreementLimit),
+    disagreementTable(h2loadVsHarness, disagreementLimit),
     "",
     "Every h2load window is checked call by call: each HTTP 200 must carry exactly the bytes of the implementation's " +
       `expected answer (${compared.map((impl) => `${impl} ${answerBytes.get(impl)}`).join(", ")} with the frame prefix; ` +
