@@ -167,7 +167,12 @@ async function main(): Promise<string> {
     } else {
       const client = process.cpuUsage();
       const clientThread = new BusiestThread(process.pid);
-      const run = await load.run(targets.get(impl)!, scenario.id, inFlight, durationMs, true, tool === "harness");
+      const run = await load.run(targets.get(impl)!, scenario.id, {
+        concurrency: inFlight,
+        durationMs,
+        record: true,
+        fixed: tool === "harness",
+      });
       const used = process.cpuUsage(client);
       if (run.errors > 0) problems.push(`${label}: ${run.errors} calls failed, e.g. ${run.errorSample}`);
       measured = {
@@ -207,7 +212,11 @@ async function main(): Promise<string> {
       const rate = await h2loadRate(url(impl), bodyFile, inFlight, warmupMs);
       requests.set(impl, requestsPerWindow ?? Math.max(inFlight, Math.round((rate * durationMs) / 1000)));
       for (const fixed of [true, false]) {
-        const warm = await load.run(targets.get(impl)!, scenario.id, inFlight, warmupMs, false, fixed);
+        const warm = await load.run(targets.get(impl)!, scenario.id, {
+          concurrency: inFlight,
+          durationMs: warmupMs,
+          fixed,
+        });
         if (warm.errors > 0) problems.push(`warm-up of ${impl} @${inFlight}: ${warm.errors} calls failed`);
       }
     }

@@ -93,7 +93,7 @@ try {
   const load = LoadGenerator.start(1, { data, databaseUrl: database.url, pool: 1 });
   const target = { implementation: "service" as const, address: server.address };
   try {
-    await load.run(target, "get-user-basic", concurrency, quick ? 1000 : 3000, false); // warm-up
+    await load.run(target, "get-user-basic", { concurrency, durationMs: quick ? 1000 : 3000 }); // warm-up
     // The stall is real: once the exports have their headers, the service sends no SQL at all for a second.
     const stalled = await startHostile(
       server.address,
@@ -110,7 +110,7 @@ try {
       for (const condition of conditions) {
         const peak = new PeakMemory(server.pid);
         const hostile = await startHostile(server.address, condition, largeIds, firstLargePost);
-        const result = await load.run(target, "get-user-basic", concurrency, durationMs, true);
+        const result = await load.run(target, "get-user-basic", { concurrency, durationMs, record: true });
         const batches = await hostile.stop();
         const peakRss = peak.stop();
         const label = `round ${round}, beside ${condition.title}`;

@@ -47,14 +47,11 @@ async function measureAt(bench: Bench, scenario: Scenario, concurrency: number):
   const impls = [...targets.keys()];
   const tallies = new Map(impls.map((impl) => [impl, newTally(scenario)]));
   for (const impl of impls) {
-    const warm = await load.run(
-      targets.get(impl)!,
-      scenario.id,
+    const warm = await load.run(targets.get(impl)!, scenario.id, {
       concurrency,
-      options.warmupMs,
-      false,
-      options.fixedRequest,
-    );
+      durationMs: options.warmupMs,
+      fixed: options.fixedRequest,
+    });
     const tally = tallies.get(impl)!;
     tally.errors += warm.errors;
     tally.errorSample ??= warm.errorSample && `warm-up: ${warm.errorSample}`;
@@ -66,7 +63,12 @@ async function measureAt(bench: Bench, scenario: Scenario, concurrency: number):
       const server = servers.get(impl);
       const before = (await server?.statements()) ?? 0;
       const cpu = server && new CpuTime(server.pid);
-      const result = await load.run(targets.get(impl)!, scenario.id, concurrency, slice, true, options.fixedRequest);
+      const result = await load.run(targets.get(impl)!, scenario.id, {
+        concurrency,
+        durationMs: slice,
+        record: true,
+        fixed: options.fixedRequest,
+      });
       const cpuUs = cpu?.stop();
       const sent = server ? (await server.statements()) - before : result.statements;
       const tally = tallies.get(impl)!;

@@ -11,6 +11,16 @@ export interface PhaseResult extends PhaseCounts {
   statements: number;
 }
 
+/** RunOptions is one phase of LoadGenerator.run: how many calls in flight, for how long, what is sent and what kept. */
+export interface RunOptions {
+  concurrency: number;
+  durationMs: number;
+  /** record keeps successful calls' latencies in the result's histogram: timed phases, not warm-ups. */
+  record?: boolean;
+  /** fixed sends the scenario's sample request on every call instead of drawing one per call. */
+  fixed?: boolean;
+}
+
 type Ask = { [K in ToWorker["type"]]: Omit<Extract<ToWorker, { type: K }>, "id"> }[ToWorker["type"]];
 
 /** share splits total as evenly as possible over n parts; part i gets share(total, n, i). */
@@ -65,17 +75,11 @@ export class LoadGenerator {
     });
   }
 
-  /**
-   * run keeps `concurrency` calls in flight on target for durationMs; record
-   * keeps latencies; fixed sends the scenario's sample request every time.
-   */
+  /** run keeps `concurrency` calls in flight on target for durationMs, split across the threads. */
   async run(
     target: TargetRef,
     scenario: string,
-    concurrency: number,
-    durationMs: number,
-    record: boolean,
-    fixed = false,
+    { concurrency, durationMs, record = false, fixed = false }: RunOptions,
   ): Promise<PhaseResult> {
     const answers = await Promise.all(
       this.workers
