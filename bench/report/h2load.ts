@@ -146,10 +146,16 @@ export function threadTable(pairs: Pair[]): string {
   ].join("\n");
 }
 
+/** FigureKind is what a compared figure counts, which says how many decimals it is shown with. */
+export type FigureKind = "calls/s" | "ms" | "µs" | "ratio";
+
+const decimals: Record<FigureKind, number> = { "calls/s": 0, ms: 2, µs: 0, ratio: 2 };
+
 /** Disagreement is one figure as h2load and the harness measured it, the same request on the same servers. */
 export interface Disagreement {
   inFlight: number;
   figure: string;
+  kind: FigureKind;
   h2load: number | undefined;
   harness: number | undefined;
   /** percent is (h2load − harness) ÷ harness × 100. */
@@ -163,22 +169,23 @@ export function disagreements(pairs: Pair[]): Disagreement[] {
     const h = pairs.find((p) => p.inFlight === inFlight && p.tool === "h2load");
     const o = pairs.find((p) => p.inFlight === inFlight && p.tool === "harness");
     if (h === undefined || o === undefined) return [];
-    const rows: [string, (p: Pair) => number | undefined][] = [
-      ["service calls/s", (p) => p.service.callsPerSecond],
-      ["peer calls/s", (p) => p.peer.callsPerSecond],
-      ["calls/s service ÷ peer", (p) => ratio(p.service.callsPerSecond, p.peer.callsPerSecond)],
-      ["service p50 ms", (p) => p.service.p50Ms],
-      ["peer p50 ms", (p) => p.peer.p50Ms],
-      ["p50 peer ÷ service", (p) => ratio(p.peer.p50Ms, p.service.p50Ms)],
-      ["service CPU µs/call", (p) => p.service.cpuUsPerCall],
-      ["peer CPU µs/call", (p) => p.peer.cpuUsPerCall],
-      ["CPU/call service ÷ peer", (p) => ratio(p.service.cpuUsPerCall, p.peer.cpuUsPerCall)],
+    const rows: [string, FigureKind, (p: Pair) => number | undefined][] = [
+      ["service calls/s", "calls/s", (p) => p.service.callsPerSecond],
+      ["peer calls/s", "calls/s", (p) => p.peer.callsPerSecond],
+      ["calls/s service ÷ peer", "ratio", (p) => ratio(p.service.callsPerSecond, p.peer.callsPerSecond)],
+      ["service p50 ms", "ms", (p) => p.service.p50Ms],
+      ["peer p50 ms", "ms", (p) => p.peer.p50Ms],
+      ["p50 peer ÷ service", "ratio", (p) => ratio(p.peer.p50Ms, p.service.p50Ms)],
+      ["service CPU µs/call", "µs", (p) => p.service.cpuUsPerCall],
+      ["peer CPU µs/call", "µs", (p) => p.peer.cpuUsPerCall],
+      ["CPU/call service ÷ peer", "ratio", (p) => ratio(p.service.cpuUsPerCall, p.peer.cpuUsPerCall)],
     ];
-    return rows.map(([figure, of]) => {
+    return rows.map(([figure, kind, of]) => {
       const [a, b] = [of(h), of(o)];
       return {
         inFlight,
         figure,
+        kind,
         h2load: a,
         harness: b,
         percent: a === undefined || !b ? undefined : (a / b - 1) * 100,
@@ -189,14 +196,13 @@ export function disagreements(pairs: Pair[]): Disagreement[] {
 
 /** disagreementTable shows each figure by both tools; beyond `limit` percent it is in bold. */
 export function disagreementTable(rows: Disagreement[], limit: number): string {
-  const digits = (figure: string) => (figure.includes("÷") ? 2 : figure.includes("ms") ? 2 : 0);
   return [
     "| in flight | figure | h2load | harness | h2load ÷ harness − 1 |",
     "| ---: | --- | ---: | ---: | ---: |",
     ...rows.map((r) => {
       const pct = r.percent === undefined ? "—" : `${r.percent >= 0 ? "+" : ""}${r.percent.toFixed(1)}%`;
       const shown = r.percent !== undefined && Math.abs(r.percent) > limit ? `**${pct}**` : pct;
-      return `| ${r.inFlight} | ${r.figure} | ${fixed(r.h2load, digits(r.figure))} | ${fixed(r.harness, digits(r.figure))} | ${shown} |`;
+      return `| ${r.inFlight} | ${r.figure} | ${fixed(r.h2load, decimals[r.kind])} | ${fixed(r.harness, decimals[r.kind])} | ${shown} |`;
     }),
   ].join("\n");
 }
