@@ -52,6 +52,8 @@ export interface Config {
   largeReadsMax: number;
   /** largeReadBytesPerSecond is the reply bytes per second those reads may build together (LARGE_READ_BYTES_PER_SECOND). */
   largeReadBytesPerSecond: number;
+  /** largeReadFreeBytes is how much of each of those replies the byte budget does not count (LARGE_READ_FREE_BYTES). */
+  largeReadFreeBytes: number;
   /** watchHeartbeatMs: an idle watch sends a heartbeat this often (WATCH_HEARTBEAT_INTERVAL_MS). */
   watchHeartbeatMs: number;
   /** watchPollMs: watchers read the feed this often when no notification wakes them (WATCH_POLL_INTERVAL_MS). */
@@ -59,6 +61,14 @@ export interface Config {
   /** changeRetentionMs: how long the change feed keeps commits (CHANGE_FEED_RETENTION_HOURS). */
   changeRetentionMs: number;
 }
+
+/**
+ * largeReadDefaults are the defaults of the budgets of BatchGetUsers and
+ * ListUsers with view FULL: reads at once (LARGE_READS_MAX), reply bytes per
+ * second (LARGE_READ_BYTES_PER_SECOND) and the bytes of each reply that rate
+ * does not count (LARGE_READ_FREE_BYTES).
+ */
+export const largeReadDefaults = { readsAtOnce: 2, bytesPerSecond: 4 * 2 ** 20, freeBytes: 256 * 2 ** 10 };
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
@@ -83,12 +93,18 @@ function preparedStatements(env: NodeJS.ProcessEnv): PreparedStatementsMode {
   );
 }
 
-function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+function integerFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: 0 | 1): number {
   const value = env[name];
   if (value === undefined || value === "") return fallback;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${value}"`);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new Error(`${name} must be a ${min === 1 ? "positive" : "non-negative"} integer, got "${value}"`);
+  }
   return n;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  return integerFrom(env, name, fallback, 1);
 }
 
 function grpcServerOptions(env: NodeJS.ProcessEnv): ChannelOptions {
@@ -159,8 +175,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     streamMaxPerConnection: positiveInt(env, "STREAM_MAX_PER_CONNECTION", 16),
     streamMaxPerProcess: positiveInt(env, "STREAM_MAX_PER_PROCESS", 256),
     streamPoolShare,
-    largeReadsMax: positiveInt(env, "LARGE_READS_MAX", 2),
-    largeReadBytesPerSecond: positiveInt(env, "LARGE_READ_BYTES_PER_SECOND", 16 * 2 ** 20),
+    largeReadsMax: positiveInt(env, "LARGE_READS_MAX", largeReadDefaults.readsAtOnce),
+    largeReadBytesPerSecond: positiveInt(env, "LARGE_READ_BYTES_PER_SECOND", largeReadDefaults.bytesPerSecond),
+    largeReadFreeBytes: integerFrom(env, "LARGE_READ_FREE_BYTES", largeReadDefaults.freeBytes, 0),
     watchHeartbeatMs: positiveInt(env, "WATCH_HEARTBEAT_INTERVAL_MS", 10_000),
     watchPollMs: positiveInt(env, "WATCH_POLL_INTERVAL_MS", 1_000),
     changeRetentionMs: positiveInt(env, "CHANGE_FEED_RETENTION_HOURS", 24) * 3_600_000,

@@ -27,6 +27,7 @@ import { PoolShare } from "./db/pool-share.js";
 import { primaryReader, replicaReader } from "./db/read-routing.js";
 import type { ReplicaSet } from "./db/replicas.js";
 import { lazyPageTokens } from "./list/tokens.js";
+import { largeReadDefaults } from "./config.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./log.js";
 import { instrument } from "./observability/instrument.js";
@@ -61,8 +62,10 @@ export interface ServerDeps {
   streamPoolShare?: number;
   /** largeReadsMax is how many BatchGetUsers and ListUsers with view FULL run at once (LARGE_READS_MAX; default 2). */
   largeReadsMax?: number;
-  /** largeReadBytesPerSecond is the reply bytes per second those reads may build together (LARGE_READ_BYTES_PER_SECOND; default 16 MiB). */
+  /** largeReadBytesPerSecond is the reply bytes per second those reads may build together (LARGE_READ_BYTES_PER_SECOND; default 4 MiB). */
   largeReadBytesPerSecond?: number;
+  /** largeReadFreeBytes is how much of each of those replies the byte rate does not count (LARGE_READ_FREE_BYTES; default 256 KiB). */
+  largeReadFreeBytes?: number;
   /** watchHeartbeatMs: a watch that sent nothing for this long sends a heartbeat (WATCH_HEARTBEAT_INTERVAL_MS; default 10 s). */
   watchHeartbeatMs?: number;
   /** watchPollMs: watchers read the feed at least this often, notified or not (WATCH_POLL_INTERVAL_MS; default 1 s). */
@@ -90,6 +93,7 @@ export function serverSettings(
     streamPoolShare: config.streamPoolShare,
     largeReadsMax: config.largeReadsMax,
     largeReadBytesPerSecond: config.largeReadBytesPerSecond,
+    largeReadFreeBytes: config.largeReadFreeBytes,
     watchHeartbeatMs: config.watchHeartbeatMs,
     watchPollMs: config.watchPollMs,
     changeRetentionMs: config.changeRetentionMs,
@@ -135,8 +139,9 @@ export function createServer({
   poolStarvedMs = 10_000,
   streamCaps: caps = { perConnection: 16, perProcess: 256 },
   streamPoolShare,
-  largeReadsMax = 2,
-  largeReadBytesPerSecond = 16 * 2 ** 20,
+  largeReadsMax = largeReadDefaults.readsAtOnce,
+  largeReadBytesPerSecond = largeReadDefaults.bytesPerSecond,
+  largeReadFreeBytes = largeReadDefaults.freeBytes,
   watchHeartbeatMs = 10_000,
   watchPollMs = 1_000,
   changeRetentionMs = 24 * 3_600_000,
@@ -158,7 +163,7 @@ export function createServer({
     takingTurns(
       new PoolShare(largeReadsMax),
       (call, request) => largeRead(call.method, request),
-      new ByteRate(largeReadBytesPerSecond, "LARGE_READ_BYTES_PER_SECOND"),
+      new ByteRate(largeReadBytesPerSecond, "LARGE_READ_BYTES_PER_SECOND", largeReadFreeBytes),
     ),
   ];
   // With replicas, read-only calls may read from them and writes answer with their WAL position.

@@ -570,7 +570,7 @@ describe("server streams: caps per connection and process, and their share of th
   });
 
   it("builds no more than LARGE_READ_BYTES_PER_SECOND of those replies: past it a caller waits, or hears when to retry", async () => {
-    const budgeted = await startCustomServer({ largeReadBytesPerSecond: 100_000 });
+    const budgeted = await startCustomServer({ largeReadBytesPerSecond: 100_000, largeReadFreeBytes: 0 });
     const id = await storeUser(budgeted.db, "Budgeted", 30, "b".repeat(10_000));
     const users = createClient(UserService, `127.0.0.1:${budgeted.port}`, credentials.createInsecure());
     try {
@@ -602,6 +602,39 @@ describe("server streams: caps per connection and process, and their share of th
     }
   });
 
+  it("counts a reply against LARGE_READ_BYTES_PER_SECOND beyond LARGE_READ_FREE_BYTES only, and a reply refused for its size too", async () => {
+    // A rate of 50,000 bytes a second, the first 40,000 of each reply free: replies of about 30 KB never wait.
+    const budgeted = await startCustomServer({
+      largeReadBytesPerSecond: 50_000,
+      largeReadFreeBytes: 40_000,
+      grpcOptions: { ...serverOptions, "grpc.max_send_message_length": 400_000 },
+    });
+    const small = await storeUser(budgeted.db, "Small", 30, "s".repeat(1_000));
+    const large = await storeUser(budgeted.db, "Large", 30, "l".repeat(5_000));
+    const users = createClient(UserService, `127.0.0.1:${budgeted.port}`, credentials.createInsecure());
+    const within = (ms: number) => ({ deadline: Date.now() + ms });
+    try {
+      // Ten small reads in a row would be 300 KB, six seconds of the rate if they counted: none waits.
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await users.batchGetUsers({ ids: [small], view: UserView.FULL }, within(500))).users.length, 1);
+      }
+      // 16 copies of the large user (about 2.4 MB) are read, then refused for their size: the read is paid for.
+      const oversized = await grpcError(users.batchGetUsers({ ids: Array(16).fill(large), view: UserView.FULL }));
+      assert.equal(oversized.code, status.RESOURCE_EXHAUSTED);
+      assert.match(oversized.details, /^the reply would take about/);
+      // The budget is now seconds in debt: even a small read that cannot wait hears when to retry.
+      const refused = await grpcError(users.batchGetUsers({ ids: [small], view: UserView.FULL }, within(1000)));
+      assert.equal(refused.code, status.RESOURCE_EXHAUSTED);
+      assert.match(
+        refused.details,
+        /\(LARGE_READ_BYTES_PER_SECOND\), counted beyond each reply's first 40000 bytes; retry in/,
+      );
+    } finally {
+      users.close();
+      await budgeted.close();
+    }
+  });
+
   it("reads the caps and the share from STREAM_MAX_PER_CONNECTION, STREAM_MAX_PER_PROCESS and STREAM_POOL_SHARE", () => {
     const defaults = loadConfig({});
     assert.deepEqual(
@@ -613,7 +646,13 @@ describe("server streams: caps per connection and process, and their share of th
     assert.throws(() => loadConfig({ STREAM_POOL_SHARE: "11" }), /STREAM_POOL_SHARE must be at most DATABASE_POOL_MAX/);
     assert.equal(defaults.largeReadsMax, 2);
     assert.equal(loadConfig({ LARGE_READS_MAX: "1" }).largeReadsMax, 1);
-    assert.equal(defaults.largeReadBytesPerSecond, 16 * 2 ** 20);
+    assert.equal(defaults.largeReadBytesPerSecond, 4 * 2 ** 20);
     assert.equal(loadConfig({ LARGE_READ_BYTES_PER_SECOND: "1000" }).largeReadBytesPerSecond, 1000);
+    assert.equal(defaults.largeReadFreeBytes, 256 * 2 ** 10);
+    assert.equal(loadConfig({ LARGE_READ_FREE_BYTES: "0" }).largeReadFreeBytes, 0);
+    assert.throws(
+      () => loadConfig({ LARGE_READ_FREE_BYTES: "-1" }),
+      /LARGE_READ_FREE_BYTES must be a non-negative integer/,
+    );
   });
 });

@@ -10,9 +10,11 @@ import { ServiceError, errorInfo } from "./errors.js";
  * ByteRate is a budget of reply bytes per second that a kind of call shares:
  * a token bucket that holds at most one second's worth and may go into debt.
  * A call waits until the budget is out of debt, runs, and then pays for the
- * reply it built, by its size; so over time the calls build no more than
- * `bytesPerSecond`, however many callers send them and however large each
- * reply turns out to be.
+ * reply it built (or read and refused), by its size beyond the first
+ * `freeBytesPerReply`; so over time the calls build no more than
+ * `bytesPerSecond` of replies larger than that, however many callers send
+ * them and however large each reply turns out to be, while replies of
+ * ordinary size (a listing's page) never wait on the budget.
  */
 export class ByteRate {
   private balance: number;
@@ -22,8 +24,10 @@ export class ByteRate {
   constructor(
     readonly bytesPerSecond: number,
     private readonly variable: string,
+    readonly freeBytesPerReply = 0,
   ) {
     if (!(bytesPerSecond > 0)) throw new Error(`a byte rate is positive, not ${bytesPerSecond}`);
+    if (!(freeBytesPerReply >= 0)) throw new Error(`free bytes per reply are 0 or more, not ${freeBytesPerReply}`);
     this.balance = bytesPerSecond;
   }
 
@@ -33,10 +37,10 @@ export class ByteRate {
     return this.balance >= 0 ? 0 : (-this.balance / this.bytesPerSecond) * 1000;
   }
 
-  /** spend pays for `bytes` built. */
-  spend(bytes: number): void {
+  /** pay pays for a reply of `bytes`: what it takes beyond the free bytes per reply. */
+  pay(bytes: number): void {
     this.refill();
-    this.balance -= bytes;
+    this.balance -= Math.max(0, bytes - this.freeBytesPerReply);
   }
 
   /**
@@ -64,7 +68,8 @@ export class ByteRate {
     const seconds = (waitMs / 1000).toFixed(1);
     return new ServiceError(
       status.RESOURCE_EXHAUSTED,
-      `reads of many users with their posts have used the server's budget of ${this.bytesPerSecond} reply bytes per second (${this.variable}); ` +
+      `reads of many users with their posts have used the server's budget of ${this.bytesPerSecond} reply bytes per second (${this.variable})` +
+        (this.freeBytesPerReply > 0 ? `, counted beyond each reply's first ${this.freeBytesPerReply} bytes; ` : "; ") +
         `retry in ${seconds} s, with a later deadline, or ask for fewer users or view BASIC`,
       [
         errorInfo("LARGE_READ_BUDGET", { bytesPerSecond: String(this.bytesPerSecond) }),

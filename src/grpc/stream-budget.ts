@@ -54,18 +54,32 @@ export function* messageBatches<T>(rows: readonly T[], sizeOf: (row: T) => numbe
 }
 
 /**
+ * ReplyTooLarge is the RESOURCE_EXHAUSTED (reason REPLY_TOO_LARGE) of a reply
+ * refused for its size; `bytes` is what its rows were estimated to take, so
+ * a budget of reply bytes can charge the reading a refused call did.
+ */
+export class ReplyTooLarge extends ServiceError {
+  constructor(
+    readonly bytes: number,
+    maxBytes: number,
+    advice: string,
+  ) {
+    const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+    super(
+      status.RESOURCE_EXHAUSTED,
+      `the reply would take about ${mib(bytes)}, over the ${mib(maxBytes)} a message may carry; ${advice}`,
+      [errorInfo("REPLY_TOO_LARGE", { estimatedBytes: String(bytes), maxBytes: String(maxBytes) })],
+    );
+  }
+}
+
+/**
  * replyWithin refuses, before it is built, a reply whose rows would take
- * more than maxBytes (the server's send limit, GRPC_MAX_SEND_MESSAGE_BYTES):
- * RESOURCE_EXHAUSTED, reason REPLY_TOO_LARGE, saying what to ask for
- * instead. One small request can then not cost the memory and CPU of an
- * oversized reply (BatchGetUsers FULL with one id a thousand times).
+ * more than maxBytes (the server's send limit, GRPC_MAX_SEND_MESSAGE_BYTES)
+ * with ReplyTooLarge, saying what to ask for instead. One small request can
+ * then not cost the memory and CPU of an oversized reply (BatchGetUsers FULL
+ * with one id a thousand times).
  */
 export function replyWithin(bytes: number, maxBytes: number, advice: string): void {
-  if (bytes <= maxBytes) return;
-  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
-  throw new ServiceError(
-    status.RESOURCE_EXHAUSTED,
-    `the reply would take about ${mib(bytes)}, over the ${mib(maxBytes)} a message may carry; ${advice}`,
-    [errorInfo("REPLY_TOO_LARGE", { estimatedBytes: String(bytes), maxBytes: String(maxBytes) })],
-  );
+  if (bytes > maxBytes) throw new ReplyTooLarge(bytes, maxBytes, advice);
 }
