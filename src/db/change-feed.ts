@@ -171,7 +171,8 @@ export interface Listed<T> {
  * commits the listing did not see, none twice, none missed. Being one
  * statement, it needs no transaction (no BEGIN and COMMIT round trips).
  * `rows` numbers its rows in their order in an `ord` column; when it finds
- * none, the head still comes (one row of nulls beside it, dropped here).
+ * none, the head still comes (one row of nulls beside it, dropped here). The
+ * rows come back as `rows` read them, without the head's column.
  */
 export async function listAtHead<Row extends { ord: unknown }>(
   db: Knex,
@@ -183,5 +184,6 @@ export async function listAtHead<Row extends { ord: unknown }>(
     .leftJoin(db.raw("(?) AS listed", [rows]), db.raw("true"))
     .orderBy("listed.ord")) as (Row & { feedHead: bigint })[];
   const head = { seq: read[0]!.feedHead, id: 0n };
-  return { result: read[0]!.ord === null ? [] : read, head };
+  if (read[0]!.ord === null) return { result: [], head };
+  return { result: read.map(({ feedHead: _h, ...row }) => row as unknown as Row), head };
 }

@@ -227,7 +227,13 @@ export class PostRepository extends VersionedRepository<Post> {
     maxBytes: number,
   ): Promise<Rows<PostRow>> {
     return this.reader.read((db) =>
-      fetchRows<PostRow & Record<string, unknown>>(this.base(db, userId), postsListing, query, after, limit, maxBytes),
+      fetchRows<PostRow & Record<string, unknown>>(this.base(db, userId), {
+        listing: postsListing,
+        query,
+        after,
+        limit,
+        maxBytes,
+      }),
     );
   }
 }

@@ -183,9 +183,12 @@ export class UserRepository extends VersionedRepository<User> {
       const base = db("users").select("users.*");
       if (!withPosts)
         return fetchPageAtHead<UserRow & Record<string, unknown>>(db, base, usersListing, query, size, tokens);
-      const page = pageStatement(base, usersListing, query, query.after, size);
-      const { result, head } = await listAtHead<ReadRow>(db, this.withPostsStatement(db, page, size, maxBytes));
-      const { rows, more } = rowsOf<Omit<UserRow, "posts"> & { posts: PostJson[] }>(result, size, Infinity);
+      const page = pageStatement(base, { listing: usersListing, query, after: query.after, limit: size });
+      const { result, head } = await listAtHead<ReadRow>(
+        db,
+        this.withPostsStatement(db, page.statement, size, maxBytes),
+      );
+      const { rows, more } = rowsOf<Omit<UserRow, "posts"> & { posts: PostJson[] }>(result, page);
       const users = rows.map((user) => ({ ...user, posts: user.posts.map((post) => postOfJson(user.id, post)) }));
       // The posts read stop at the first that does not fit, so every user up to
       // that one is whole, and that user and those after it wait for the next page.
@@ -241,7 +244,12 @@ export class UserRepository extends VersionedRepository<User> {
   /** exportChunk reads up to limit matching users after a position, for exports (one statement). */
   exportChunk(query: ListQuery, after: Position | undefined, limit: number): Promise<Rows<UserRow>> {
     return this.reader.read((db) =>
-      fetchRows<UserRow & Record<string, unknown>>(db("users").select("users.*"), usersListing, query, after, limit),
+      fetchRows<UserRow & Record<string, unknown>>(db("users").select("users.*"), {
+        listing: usersListing,
+        query,
+        after,
+        limit,
+      }),
     );
   }
 }
