@@ -103,7 +103,7 @@ export class PostRepository extends VersionedRepository<Post> {
         (trx) => this.insertMany(rows, trx),
         (created) => created.map((p) => p.id),
         async (ids, trx) => {
-          const found = new Map((await Post.query(trx).whereIn("posts.id", ids.map(String))).map((p) => [p.id, p]));
+          const found = new Map((await this.byIds(trx, ids)).map((p) => [p.id, p]));
           return ids.every((id) => found.has(id)) ? ids.map((id) => found.get(id)!) : undefined;
         },
       ),
@@ -164,20 +164,26 @@ export class PostRepository extends VersionedRepository<Post> {
   }
 
   private readonly batch = new Batcher<bigint, Post | undefined>(async (ids) => {
-    // One fixed knex.raw text rather than Objection's query builder: this is
-    // every GetPost's read, and the builder costs more CPU than the statement.
-    const posts = await this.reader.read((db) =>
-      unnestModels<Post>(
-        db,
-        Post,
-        `select "id", "user_id" as "userId", "title", "content", "version", "create_time" as "createTime",
-           "update_time" as "updateTime"
-         from "posts" where "id" = any(?::bigint[])`,
-        [ids.map(String)],
-      ),
-    );
+    const posts = await this.reader.read((db) => this.byIds(db, ids));
     return new Map(posts.map((p) => [p.id, p]));
   }, undefined);
+
+  /**
+   * byIds reads the posts with these ids, in no particular order, with one
+   * fixed knex.raw text (`id = any(?::bigint[])`) whatever their number,
+   * rather than Objection's query builder: this is every GetPost's read, and
+   * the builder costs more CPU than the statement.
+   */
+  private byIds(db: Knex, ids: bigint[]): Promise<Post[]> {
+    return unnestModels<Post>(
+      db,
+      Post,
+      `select "id", "user_id" as "userId", "title", "content", "version", "create_time" as "createTime",
+         "update_time" as "updateTime"
+       from "posts" where "id" = any(?::bigint[])`,
+      [ids.map(String)],
+    );
+  }
 
   private base(db: Knex, userId: bigint): Knex.QueryBuilder {
     const query = db("posts").select("posts.*");
