@@ -82,14 +82,16 @@ export class UserRepository extends VersionedRepository<User> {
 
   /**
    * getMany returns the users with these ids, in no particular order (two
-   * statements withPosts). The ids go as one array parameter, so the
-   * statement's text is the same however many there are (one prepared
-   * statement, not one per batch size). Without posts it is every BASIC GetUser's read, so
-   * the users come from one fixed knex.raw text rather than Objection's query
-   * builder, whose building, hooks and result handling cost about a fifth of
-   * the service's CPU per GetUser at one call in flight. With posts it stays
-   * Objection's withGraphFetched: reading the users raw and the posts with
-   * fetchGraph measured slower than that.
+   * statements withPosts). The ids go as one array parameter
+   * (`id = any(?::bigint[])`), so the users' statement has the same text
+   * however many there are (one prepared statement, not one per batch size).
+   * Without posts it is every BASIC GetUser's read, so the users come from
+   * one fixed knex.raw text rather than Objection's query builder, whose
+   * building, hooks and result handling cost about a fifth of the service's
+   * CPU per GetUser at one call in flight. With posts it stays Objection's
+   * withGraphFetched, whose posts statement is `user_id IN (...)`: one text
+   * per batch size. Reading the users raw and the posts with fetchGraph
+   * measured slower than that.
    */
   async getMany(ids: bigint[], options: { withPosts: boolean }): Promise<User[]> {
     const idList = ids.map(String);
