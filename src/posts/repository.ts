@@ -13,8 +13,8 @@ import type { Page, Rows, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import type { ListQuery, Position } from "../list/query.js";
 import { postsListing } from "./listing.js";
-import { Post } from "./model.js";
-import type { PostRow } from "./model.js";
+import { Post, postOfMillis } from "./model.js";
+import type { PostMillis, PostRow } from "./model.js";
 
 /** The post fields a caller may write. */
 export interface PostFields {
@@ -42,20 +42,7 @@ export function inInputOrder<R extends { ord: bigint }, T>(rows: R[], count: num
 }
 
 /** InsertedRow is a post as insertMany's statement returns it: its input position, times in epoch milliseconds. */
-type InsertedRow = Omit<PostRow, "createTime" | "updateTime"> & { ord: bigint; createTime: number; updateTime: number };
-
-/** postOfInserted is an InsertedRow as a PostRow. */
-function postOfInserted(row: InsertedRow): PostRow {
-  return {
-    id: row.id,
-    userId: row.userId,
-    title: row.title,
-    content: row.content,
-    version: row.version,
-    createTime: new Date(row.createTime),
-    updateTime: new Date(row.updateTime),
-  };
-}
+type InsertedRow = PostMillis & { ord: bigint };
 
 /** The foreign key, not a prior SELECT, decides: no race with a concurrent DeleteUser. */
 async function forExistingUser<T>(userId: bigint, write: Promise<T>): Promise<T> {
@@ -151,7 +138,7 @@ export class PostRepository extends VersionedRepository<Post> {
        FROM inserted JOIN input USING (id)`,
       [rows.map((r) => String(r.userId)), rows.map((r) => r.title), rows.map((r) => r.content)],
     );
-    return inInputOrder(inserted, rows.length, postOfInserted);
+    return inInputOrder(inserted, rows.length, postOfMillis);
   }
 
   /**

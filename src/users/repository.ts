@@ -10,15 +10,12 @@ import { VersionedRepository } from "../db/versioned-repository.js";
 import type { WriteResult } from "../db/write-result.js";
 import { fetchPageAtHead, fetchRows, pageOf, pageStatement, rowsOf, totalSize } from "../list/page.js";
 import { rowBytesSql } from "../list/row-bytes.js";
-import { postsListing } from "../posts/listing.js";
-import { postOfJson } from "../posts/model.js";
-import type { PostJson } from "../posts/model.js";
 import type { Page, ReadRow, Rows, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import type { ListQuery, Position } from "../list/query.js";
-import { usersListing } from "./listing.js";
-import { User, userBytes } from "./model.js";
-import type { UserRow } from "./model.js";
+import { postTexts, usersListing } from "./listing.js";
+import { User, postOfJson, userBytes } from "./model.js";
+import type { PostJson, UserRow } from "./model.js";
 
 /** The user fields a caller may write. */
 export interface UserFields {
@@ -214,7 +211,7 @@ export class UserRepository extends VersionedRepository<User> {
    * 100 users with 10 posts each (bench list-users-full).
    */
   private withPostsStatement(db: Knex, page: Knex.QueryBuilder, size: number, maxBytes: number): Knex.Raw {
-    const bytes = rowBytesSql(postsListing.texts!);
+    const bytes = rowBytesSql(postTexts);
     return db.raw(
       `WITH page AS MATERIALIZED (?), posted AS (
          SELECT u.ord, p.id, p.title, p.content, p.version, p.create_time, p.update_time,
