@@ -55,6 +55,19 @@ export const rules: Rule[] = [
     forbidden: grpcOrGen,
   },
   {
+    name: "a repository imports of src/ only src/db, src/list, and its own model and listing",
+    applies: (f) => /^src\/[^/]+\/repository\.ts$/.test(f),
+    forbidden: (imp) => {
+      const own = path.posix.dirname(imp.from);
+      return (
+        imp.target.startsWith("src/") &&
+        !under("src/db/", "src/list/")(imp.target) &&
+        imp.target !== `${own}/model.ts` &&
+        imp.target !== `${own}/listing.ts`
+      );
+    },
+  },
+  {
     name: "the SDK (src/client) imports only itself, src/protocol and gen/",
     applies: (f) => f.startsWith("src/client/") && !isTest(f),
     forbidden: (imp) => imp.target.startsWith("src/") && !under("src/client/", "src/protocol/")(imp.target),
@@ -102,6 +115,7 @@ describe("layers", () => {
       ["src/db/x.ts", 'import { status } from "@grpc/grpc-js";'],
       ["src/list/x.ts", 'import { ServiceError } from "../grpc/errors.js";'],
       ["src/users/repository.ts", 'import type { TotalSizeMode } from "../../gen/blog/v1/list_pb.js";'],
+      ["src/users/repository.ts", 'import type { PostRow } from "../posts/model.js";'],
       ["src/client/x.ts", 'import { serviceDefinition } from "../grpc/adapter.js";'],
       ["src/protocol/x.ts", 'export { currentCall } from "../call/scope.js";'],
       ["src/db/open.ts", 'import { startEmbeddedPostgres } from "../dev/embedded-postgres.js";'],
@@ -112,6 +126,7 @@ describe("layers", () => {
     const good = [
       ["src/db/open.ts", 'const { startEmbeddedPostgres } = await import("../dev/embedded-postgres.js");'],
       ["src/client/x.ts", 'import { statusDetailsKey } from "../protocol/keys.js";'],
+      ["src/posts/repository.ts", 'import { postsListing } from "./listing.js";'],
       ["src/users/service.ts", 'import { UserSchema } from "../../gen/blog/v1/user_pb.js";'],
     ];
     for (const [file, line] of good) assert.deepEqual(violations(importsOf(file!, line!)), [], `${file}: ${line}`);

@@ -98,11 +98,22 @@ export async function countStatements(db: Knex, work: () => Promise<unknown>): P
   return statements;
 }
 
-/** distinctStatements runs each piece of work in turn and returns the distinct SQL texts db sent for them all. */
-export async function distinctStatements(db: Knex, works: (() => Promise<unknown>)[]): Promise<string[]> {
+/**
+ * distinctStatements runs each piece of work in turn and returns the distinct
+ * SQL texts db sent for them all, and how many statements each piece sent.
+ */
+export async function distinctStatements(
+  db: Knex,
+  works: (() => Promise<unknown>)[],
+): Promise<{ texts: string[]; counts: number[] }> {
   const texts = new Set<string>();
-  for (const work of works) for (const sql of await countStatements(db, work)) texts.add(sql);
-  return [...texts];
+  const counts: number[] = [];
+  for (const work of works) {
+    const statements = await countStatements(db, work);
+    counts.push(statements.length);
+    for (const sql of statements) texts.add(sql);
+  }
+  return { texts: [...texts], counts };
 }
 
 /** grpcError asserts that a call failed and returns the grpc-js error for checks on code and details. */

@@ -80,7 +80,7 @@ describe("GetPost", () => {
     const created = await Promise.all(
       Array.from({ length: 12 }, (_, i) => env.posts.createPost({ post: { userId, title: `Sized ${i}` } })),
     );
-    const texts = await distinctStatements(
+    const { texts, counts } = await distinctStatements(
       env.db,
       [1, 2, 5, 12].map((size) => async () => {
         const posts = created.slice(0, size).map((c) => c.post!);
@@ -92,6 +92,8 @@ describe("GetPost", () => {
       }),
     );
     assert.equal(texts.length, 1, texts.join("\n"));
+    // One text is also what a statement per call would send: the 12 concurrent calls must have shared statements.
+    assert.ok(counts[3]! < 12, `12 concurrent GetPost calls took ${counts[3]} statements: they were not batched`);
   });
 });
 

@@ -278,7 +278,7 @@ describe("concurrent reads", () => {
 
   it("read a batch of any size with one statement text, so one prepared statement serves every size", async () => {
     const created = await Promise.all(Array.from({ length: 12 }, (_, i) => newUser(`Sized ${i}`, i)));
-    const texts = await distinctStatements(
+    const { texts, counts } = await distinctStatements(
       env.db,
       [1, 2, 5, 12].map((size) => async () => {
         const users = created.slice(0, size);
@@ -290,5 +290,7 @@ describe("concurrent reads", () => {
       }),
     );
     assert.equal(texts.length, 1, texts.join("\n"));
+    // One text is also what a statement per call would send: the 12 concurrent calls must have shared statements.
+    assert.ok(counts[3]! < 12, `12 concurrent GetUser calls took ${counts[3]} statements: they were not batched`);
   });
 });

@@ -204,6 +204,13 @@ describe("BatchCreatePosts (AIP-233)", () => {
       );
     }
     assert.equal((await env.db("posts").where("user_id", String(user.id))).length, 50);
+    // A replay reads the posts back with GetPost's one text (id = any(...)), whatever the batch's size.
+    const replay = await countStatements(env.db, () =>
+      env.posts.batchCreatePosts({ userId: user.id, requests, requestId }),
+    );
+    const reads = replay.filter((sql) => /from "posts"/.test(sql));
+    assert.equal(reads.length, 1, reads.join("\n"));
+    assert.match(reads[0]!, /from "posts" where "id" = any\(\$1::bigint\[\]\)$/);
     // 20 racers with a fresh request_id: one batch.
     const racingId = randomUUID();
     const raced = await Promise.all(

@@ -8,7 +8,7 @@ interface Waiter<V> {
 /**
  * Batcher coalesces the loads that arrive during one turn of the event loop
  * into a single call of `run` (DataLoader-style): under concurrency, N point
- * reads become one `WHERE id IN (...)` statement. A batch of several calls
+ * reads become one statement (the repositories' `WHERE id = any(...)`). A batch of several calls
  * runs unbound by any one caller's deadline or cancel.
  */
 export class Batcher<K, V> {

@@ -96,7 +96,7 @@ export const changesPerRead = 500;
 
 interface ReadRow extends Partial<ChangeRow> {
   prunedThrough: bigint;
-  lastSeq: bigint | null;
+  head: bigint;
   windowEnd: bigint | null;
   windowCommits: bigint;
 }
@@ -129,7 +129,7 @@ export async function readChanges(db: Knex, after: FeedPosition, filter: FeedFil
        WHERE (w.seq, ch.id) > (?::bigint, ?::bigint) AND ch.resource = ? ${byUser}
        ORDER BY w.seq, ch.id LIMIT ?
      )
-     SELECT f.pruned_through AS "prunedThrough", (SELECT max(seq) FROM change_commits) AS "lastSeq",
+     SELECT f.pruned_through AS "prunedThrough", ${headSql} AS head,
        (SELECT max(seq) FROM w) AS "windowEnd",
        (SELECT count(*) FROM w) AS "windowCommits", c.*
      FROM change_feed AS f LEFT JOIN c ON true
@@ -146,9 +146,7 @@ export async function readChanges(db: Knex, after: FeedPosition, filter: FeedFil
   );
   const first = rows[0]!;
   if (after.seq <= first.prunedThrough) throw new FeedPositionExpired(first.prunedThrough);
-  const head =
-    (first.lastSeq !== null && first.lastSeq > first.prunedThrough ? first.lastSeq : first.prunedThrough) + 1n;
-  if (after.seq > head || (after.seq === head && after.id > 0n)) throw new FeedPositionAhead();
+  if (after.seq > first.head || (after.seq === first.head && after.id > 0n)) throw new FeedPositionAhead();
   const changes = rows.filter((r) => r.seq !== null) as ChangeRow[];
   if (changes.length === changesPerRead) {
     const last = changes.at(-1)!;
@@ -171,7 +169,8 @@ export interface Listed<T> {
  * commits the listing did not see, none twice, none missed. Being one
  * statement, it needs no transaction (no BEGIN and COMMIT round trips).
  * `rows` numbers its rows in their order in an `ord` column; when it finds
- * none, the head still comes (one row of nulls beside it, dropped here).
+ * none, the head still comes (one row of nulls beside it, dropped here). The
+ * rows come back as `rows` read them, without the head's column.
  */
 export async function listAtHead<Row extends { ord: unknown }>(
   db: Knex,
@@ -183,5 +182,6 @@ export async function listAtHead<Row extends { ord: unknown }>(
     .leftJoin(db.raw("(?) AS listed", [rows]), db.raw("true"))
     .orderBy("listed.ord")) as (Row & { feedHead: bigint })[];
   const head = { seq: read[0]!.feedHead, id: 0n };
-  return { result: read[0]!.ord === null ? [] : read, head };
+  if (read[0]!.ord === null) return { result: [], head };
+  return { result: read.map(({ feedHead: _h, ...row }) => row as unknown as Row), head };
 }

@@ -28,11 +28,9 @@ export async function fetchPageAtHead<Row extends Record<string, unknown>>(
   tokens: PageTokens,
   maxBytes = Infinity,
 ): Promise<Listed<Page<Row>>> {
-  const { result, head } = await listAtHead<ReadRow>(
-    db,
-    pageStatement(base, listing, query, query.after, size, maxBytes),
-  );
-  const { rows, more } = rowsOf<Row>(result, size, maxBytes);
+  const page = pageStatement(base, { listing, query, after: query.after, limit: size, maxBytes });
+  const { result, head } = await listAtHead<ReadRow>(db, page.statement);
+  const { rows, more } = rowsOf<Row>(result, page);
   return { result: pageOf(rows, more, listing, query, tokens), head };
 }
 
@@ -60,25 +58,48 @@ export interface Rows<Row> {
   more: boolean;
 }
 
+/** PageRequest is what a page statement reads. */
+export interface PageRequest {
+  listing: ResourceListing;
+  query: ListQuery;
+  /** after is where the page starts (undefined: at the start of the query's order). */
+  after: Position | undefined;
+  /** limit is the most rows the page takes. */
+  limit: number;
+  /** maxBytes bounds what the rows' strings take; it applies only to a listing that names its texts. */
+  maxBytes?: number;
+}
+
 /**
- * fetchRows runs a pageStatement (same arguments) and keeps the rows of the
- * page (rowsOf): up to limit rows of the query after a position, in the
- * query's order, and whether more follow. One statement.
+ * fetchRows runs a pageStatement and keeps the rows of the page (rowsOf): up
+ * to limit rows of the query after a position, in the query's order, and
+ * whether more follow. One statement.
  */
 export async function fetchRows<Row extends Record<string, unknown>>(
-  ...args: Parameters<typeof pageStatement>
+  base: Knex.QueryBuilder,
+  request: PageRequest,
 ): Promise<Rows<Row>> {
-  const [, , , , limit, maxBytes = Infinity] = args;
-  return rowsOf<Row>(await pageStatement(...args), limit, maxBytes);
+  const page = pageStatement(base, request);
+  return rowsOf<Row>(await page.statement, page);
 }
 
 /** ReadRow is a row as pageStatement reads it: the row's columns and those it adds. */
 export type ReadRow = Record<string, unknown> & {
   ord: unknown;
-  feedHead?: unknown;
   runningBytes?: number | string;
   ownAndFirstBytes?: unknown;
 };
+
+/**
+ * PageStatement is a page's statement and what rowsOf needs to keep its
+ * rows: the limit, and the byte budget the statement reads within
+ * (undefined when none applies), decided once by pageStatement.
+ */
+export interface PageStatement {
+  statement: Knex.QueryBuilder;
+  limit: number;
+  budget: number | undefined;
+}
 
 /**
  * pageStatement is the statement of fetchRows: up to limit + 1 rows of the
@@ -91,12 +112,8 @@ export type ReadRow = Record<string, unknown> & {
  */
 export function pageStatement(
   base: Knex.QueryBuilder,
-  listing: ResourceListing,
-  query: ListQuery,
-  after: Position | undefined,
-  limit: number,
-  maxBytes = Infinity,
-): Knex.QueryBuilder {
+  { listing, query, after, limit, maxBytes = Infinity }: PageRequest,
+): PageStatement {
   query.apply(base);
   if (after !== undefined) applyKeyset(base, query.order, after);
   applyOrder(base, query.order);
@@ -106,7 +123,9 @@ export function pageStatement(
     query.order.map((t) => t.column),
   );
   base.select(raw("row_number() OVER (ORDER BY ?) AS ord", [order]));
-  if (listing.texts === undefined || !Number.isFinite(maxBytes)) return base.limit(limit + 1);
+  if (listing.texts === undefined || !Number.isFinite(maxBytes)) {
+    return { statement: base.limit(limit + 1), limit, budget: undefined };
+  }
   const { sql, bindings } = rowBytesSql(listing.texts);
   const size = raw(sql, bindings);
   // running_bytes: this row and those before it. A row is read while the rows between the first and
@@ -120,28 +139,30 @@ export function pageStatement(
       order,
     ]),
   );
-  return base.client
+  const statement = base.client
     .queryBuilder()
     .select("*")
     .from(base.limit(limit + 1).as("budgeted"))
     .whereRaw("running_bytes - own_and_first_bytes < ?", [maxBytes])
     .orderBy("ord");
+  return { statement, limit, budget: maxBytes };
 }
 
 /**
- * rowsOf keeps the rows of a page statement that make the page: at most
- * limit, and within maxBytes (at least one), without the columns the
- * statement added; more says whether rows follow them.
+ * rowsOf keeps the rows of a page statement that make the page: at most its
+ * limit, and within its budget if it has one (at least one row), without the
+ * columns the statement added; more says whether rows follow them.
  */
-export function rowsOf<Row>(read: ReadRow[], limit: number, maxBytes: number): Rows<Row> {
-  let kept = Math.min(read.length, limit);
-  if (Number.isFinite(maxBytes)) {
+export function rowsOf<Row>(read: ReadRow[], { limit, budget }: Omit<PageStatement, "statement">): Rows<Row> {
+  const most = Math.min(read.length, limit);
+  let kept = most;
+  if (budget !== undefined) {
     kept = 0;
-    while (kept < Math.min(read.length, limit) && (kept === 0 || Number(read[kept]!.runningBytes) <= maxBytes)) kept++;
+    while (kept < most && (kept === 0 || Number(read[kept]!.runningBytes) <= budget)) kept++;
   }
   const rows = read
     .slice(0, kept)
-    .map(({ ord: _o, feedHead: _h, runningBytes: _r, ownAndFirstBytes: _b, ...row }) => row as unknown as Row);
+    .map(({ ord: _o, runningBytes: _r, ownAndFirstBytes: _b, ...row }) => row as unknown as Row);
   return { rows, more: read.length > kept };
 }
 

@@ -13,8 +13,8 @@ import type { Page, Rows, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import type { ListQuery, Position } from "../list/query.js";
 import { postsListing } from "./listing.js";
-import { Post } from "./model.js";
-import type { PostRow } from "./model.js";
+import { Post, postOfMillis } from "./model.js";
+import type { PostMillis, PostRow } from "./model.js";
 
 /** The post fields a caller may write. */
 export interface PostFields {
@@ -42,20 +42,7 @@ export function inInputOrder<R extends { ord: bigint }, T>(rows: R[], count: num
 }
 
 /** InsertedRow is a post as insertMany's statement returns it: its input position, times in epoch milliseconds. */
-type InsertedRow = Omit<PostRow, "createTime" | "updateTime"> & { ord: bigint; createTime: number; updateTime: number };
-
-/** postOfInserted is an InsertedRow as a PostRow. */
-function postOfInserted(row: InsertedRow): PostRow {
-  return {
-    id: row.id,
-    userId: row.userId,
-    title: row.title,
-    content: row.content,
-    version: row.version,
-    createTime: new Date(row.createTime),
-    updateTime: new Date(row.updateTime),
-  };
-}
+type InsertedRow = PostMillis & { ord: bigint };
 
 /** The foreign key, not a prior SELECT, decides: no race with a concurrent DeleteUser. */
 async function forExistingUser<T>(userId: bigint, write: Promise<T>): Promise<T> {
@@ -103,7 +90,7 @@ export class PostRepository extends VersionedRepository<Post> {
         (trx) => this.insertMany(rows, trx),
         (created) => created.map((p) => p.id),
         async (ids, trx) => {
-          const found = new Map((await Post.query(trx).whereIn("posts.id", ids.map(String))).map((p) => [p.id, p]));
+          const found = new Map((await this.byIds(trx, ids)).map((p) => [p.id, p]));
           return ids.every((id) => found.has(id)) ? ids.map((id) => found.get(id)!) : undefined;
         },
       ),
@@ -151,7 +138,7 @@ export class PostRepository extends VersionedRepository<Post> {
        FROM inserted JOIN input USING (id)`,
       [rows.map((r) => String(r.userId)), rows.map((r) => r.title), rows.map((r) => r.content)],
     );
-    return inInputOrder(inserted, rows.length, postOfInserted);
+    return inInputOrder(inserted, rows.length, postOfMillis);
   }
 
   /**
@@ -164,20 +151,26 @@ export class PostRepository extends VersionedRepository<Post> {
   }
 
   private readonly batch = new Batcher<bigint, Post | undefined>(async (ids) => {
-    // One fixed knex.raw text rather than Objection's query builder: this is
-    // every GetPost's read, and the builder costs more CPU than the statement.
-    const posts = await this.reader.read((db) =>
-      unnestModels<Post>(
-        db,
-        Post,
-        `select "id", "user_id" as "userId", "title", "content", "version", "create_time" as "createTime",
-           "update_time" as "updateTime"
-         from "posts" where "id" = any(?::bigint[])`,
-        [ids.map(String)],
-      ),
-    );
+    const posts = await this.reader.read((db) => this.byIds(db, ids));
     return new Map(posts.map((p) => [p.id, p]));
   }, undefined);
+
+  /**
+   * byIds reads the posts with these ids, in no particular order, with one
+   * fixed knex.raw text (`id = any(?::bigint[])`) whatever their number,
+   * rather than Objection's query builder: this is every GetPost's read, and
+   * the builder costs more CPU than the statement.
+   */
+  private byIds(db: Knex, ids: bigint[]): Promise<Post[]> {
+    return unnestModels<Post>(
+      db,
+      Post,
+      `select "id", "user_id" as "userId", "title", "content", "version", "create_time" as "createTime",
+         "update_time" as "updateTime"
+       from "posts" where "id" = any(?::bigint[])`,
+      [ids.map(String)],
+    );
+  }
 
   private base(db: Knex, userId: bigint): Knex.QueryBuilder {
     const query = db("posts").select("posts.*");
@@ -227,7 +220,13 @@ export class PostRepository extends VersionedRepository<Post> {
     maxBytes: number,
   ): Promise<Rows<PostRow>> {
     return this.reader.read((db) =>
-      fetchRows<PostRow & Record<string, unknown>>(this.base(db, userId), postsListing, query, after, limit, maxBytes),
+      fetchRows<PostRow & Record<string, unknown>>(this.base(db, userId), {
+        listing: postsListing,
+        query,
+        after,
+        limit,
+        maxBytes,
+      }),
     );
   }
 }

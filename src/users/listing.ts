@@ -1,5 +1,6 @@
 import { int32Range, int64Range } from "../list/filter.js";
 import type { ResourceListing } from "../list/query.js";
+import { postsListing } from "../posts/listing.js";
 
 /** usersListing is what ListUsers and ExportUsers may filter and order on. */
 export const usersListing: ResourceListing = {
@@ -13,3 +14,6 @@ export const usersListing: ResourceListing = {
   },
   orderable: ["id", "name", "age", "create_time", "update_time"],
 };
+
+/** postTexts are the text columns of the posts a FULL listing carries, which its byte budget counts. */
+export const postTexts: readonly string[] = postsListing.texts ?? [];

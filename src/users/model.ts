@@ -1,6 +1,6 @@
 import { Model } from "objection";
 import type { RelationMappings } from "objection";
-import { Post, postBytes } from "../posts/model.js";
+import { Post, postBytes, postOfMillis } from "../posts/model.js";
 import type { PostRow } from "../posts/model.js";
 import { utf8Bytes } from "../list/row-bytes.js";
 
@@ -36,4 +36,24 @@ export function userBytes(user: UserRow): number {
   let bytes = utf8Bytes(user.name);
   for (const post of user.posts ?? []) bytes += postBytes(post);
   return bytes;
+}
+
+/**
+ * PostJson is one of a user's posts as a FULL listing's statement reads them
+ * into a JSON array: `json_build_array(id::text, title, content,
+ * version::text, <create_time>, <update_time>)`, int8 as text (JSON numbers
+ * hold 53 bits), times in epoch milliseconds (epochMillis).
+ */
+export type PostJson = [
+  id: string,
+  title: string,
+  content: string,
+  version: string,
+  createTime: number,
+  updateTime: number,
+];
+
+/** postOfJson is a PostJson of the user's as a PostRow. */
+export function postOfJson(userId: bigint, [id, title, content, version, createTime, updateTime]: PostJson): PostRow {
+  return postOfMillis({ id: BigInt(id), userId, title, content, version: BigInt(version), createTime, updateTime });
 }

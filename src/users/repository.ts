@@ -10,15 +10,12 @@ import { VersionedRepository } from "../db/versioned-repository.js";
 import type { WriteResult } from "../db/write-result.js";
 import { fetchPageAtHead, fetchRows, pageOf, pageStatement, rowsOf, totalSize } from "../list/page.js";
 import { rowBytesSql } from "../list/row-bytes.js";
-import { postsListing } from "../posts/listing.js";
-import { postOfJson } from "../posts/model.js";
-import type { PostJson } from "../posts/model.js";
 import type { Page, ReadRow, Rows, TotalCount } from "../list/page.js";
 import type { PageTokens } from "../list/page-token.js";
 import type { ListQuery, Position } from "../list/query.js";
-import { usersListing } from "./listing.js";
-import { User, userBytes } from "./model.js";
-import type { UserRow } from "./model.js";
+import { postTexts, usersListing } from "./listing.js";
+import { User, postOfJson, userBytes } from "./model.js";
+import type { PostJson, UserRow } from "./model.js";
 
 /** The user fields a caller may write. */
 export interface UserFields {
@@ -82,14 +79,16 @@ export class UserRepository extends VersionedRepository<User> {
 
   /**
    * getMany returns the users with these ids, in no particular order (two
-   * statements withPosts). The ids go as one array parameter, so the
-   * statement's text is the same however many there are (one prepared
-   * statement, not one per batch size). Without posts it is every BASIC GetUser's read, so
-   * the users come from one fixed knex.raw text rather than Objection's query
-   * builder, whose building, hooks and result handling cost about a fifth of
-   * the service's CPU per GetUser at one call in flight. With posts it stays
-   * Objection's withGraphFetched: reading the users raw and the posts with
-   * fetchGraph measured slower than that.
+   * statements withPosts). The ids go as one array parameter
+   * (`id = any(?::bigint[])`), so the users' statement has the same text
+   * however many there are (one prepared statement, not one per batch size).
+   * Without posts it is every BASIC GetUser's read, so the users come from
+   * one fixed knex.raw text rather than Objection's query builder, whose
+   * building, hooks and result handling cost about a fifth of the service's
+   * CPU per GetUser at one call in flight. With posts it stays Objection's
+   * withGraphFetched, whose posts statement is `user_id IN (...)`: one text
+   * per batch size. Reading the users raw and the posts with fetchGraph
+   * measured slower than that.
    */
   async getMany(ids: bigint[], options: { withPosts: boolean }): Promise<User[]> {
     const idList = ids.map(String);
@@ -183,9 +182,12 @@ export class UserRepository extends VersionedRepository<User> {
       const base = db("users").select("users.*");
       if (!withPosts)
         return fetchPageAtHead<UserRow & Record<string, unknown>>(db, base, usersListing, query, size, tokens);
-      const page = pageStatement(base, usersListing, query, query.after, size);
-      const { result, head } = await listAtHead<ReadRow>(db, this.withPostsStatement(db, page, size, maxBytes));
-      const { rows, more } = rowsOf<Omit<UserRow, "posts"> & { posts: PostJson[] }>(result, size, Infinity);
+      const page = pageStatement(base, { listing: usersListing, query, after: query.after, limit: size });
+      const { result, head } = await listAtHead<ReadRow>(
+        db,
+        this.withPostsStatement(db, page.statement, size, maxBytes),
+      );
+      const { rows, more } = rowsOf<Omit<UserRow, "posts"> & { posts: PostJson[] }>(result, page);
       const users = rows.map((user) => ({ ...user, posts: user.posts.map((post) => postOfJson(user.id, post)) }));
       // The posts read stop at the first that does not fit, so every user up to
       // that one is whole, and that user and those after it wait for the next page.
@@ -209,7 +211,7 @@ export class UserRepository extends VersionedRepository<User> {
    * 100 users with 10 posts each (bench list-users-full).
    */
   private withPostsStatement(db: Knex, page: Knex.QueryBuilder, size: number, maxBytes: number): Knex.Raw {
-    const bytes = rowBytesSql(postsListing.texts!);
+    const bytes = rowBytesSql(postTexts);
     return db.raw(
       `WITH page AS MATERIALIZED (?), posted AS (
          SELECT u.ord, p.id, p.title, p.content, p.version, p.create_time, p.update_time,
@@ -241,7 +243,12 @@ export class UserRepository extends VersionedRepository<User> {
   /** exportChunk reads up to limit matching users after a position, for exports (one statement). */
   exportChunk(query: ListQuery, after: Position | undefined, limit: number): Promise<Rows<UserRow>> {
     return this.reader.read((db) =>
-      fetchRows<UserRow & Record<string, unknown>>(db("users").select("users.*"), usersListing, query, after, limit),
+      fetchRows<UserRow & Record<string, unknown>>(db("users").select("users.*"), {
+        listing: usersListing,
+        query,
+        after,
+        limit,
+      }),
     );
   }
 }
