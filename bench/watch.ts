@@ -55,7 +55,8 @@ const progress = (what: string) => process.stderr.write(`${new Date().toISOStrin
 const feed = async (on: boolean) => {
   progress(`feed ${on ? "on" : "off"}`);
   for (const table of ["users", "posts"])
-    await db.raw(`ALTER TABLE ?? ${on ? "ENABLE" : "DISABLE"} TRIGGER record_change`, [table]);
+    // USER: the change feed's triggers are the only ones of users and posts that are not a foreign key's.
+    await db.raw(`ALTER TABLE ?? ${on ? "ENABLE" : "DISABLE"} TRIGGER USER`, [table]);
 };
 
 /** throughput runs `call` with `concurrency` callers for ms and returns calls per second. */

@@ -30,7 +30,8 @@ const second = "20261125100000_etags_idempotency_list_indexes";
 const third = "20261203090000_posts_keyed_by_user";
 const fourth = "20261204040000_change_feed";
 const fifth = "20261204090000_batch_request_ids";
-const all = [first, second, third, fourth, fifth];
+const sixth = "20261204140000_change_feed_statement_triggers";
+const all = [first, second, third, fourth, fifth, sixth];
 
 /** indexes are the definitions of a table's indexes, by name. */
 async function indexes(table: string): Promise<Record<string, string>> {
@@ -85,6 +86,19 @@ it("migrates down one step at a time to nothing, and back up", async () => {
   await db("users").insert({ name: "Kept", age: 1 });
   const [user] = await db("users").select("id");
   await db("posts").insert({ userId: user.id, title: "Kept too" });
+  const feedTriggers =
+    "SELECT tgname FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal ORDER BY 1";
+  const triggerNames = async () =>
+    (await db.raw<{ rows: { tgname: string }[] }>(feedTriggers)).rows.map((r) => r.tgname);
+  assert.deepEqual(await triggerNames(), ["record_deletes", "record_inserts", "record_updates"]);
+  assert.deepEqual(await migrateDown(db), [sixth]);
+  assert.deepEqual(await triggerNames(), ["record_change"], "down to the row trigger");
+  await db("posts").update({ title: "Kept too" });
+  assert.equal(
+    (await db("changes").where({ resource: "post", operation: "update" }).first())?.data?.title,
+    "Kept too",
+    "the row trigger writes the feed again",
+  );
   assert.deepEqual(await migrateDown(db), [fifth]);
   assert.equal(await db.schema.hasColumn("idempotency_keys", "resource_ids"), false);
   assert.deepEqual(await migrateDown(db), [fourth]);

@@ -292,3 +292,47 @@ it("the SDK's watch resumes by itself across a server shutdown, with nothing los
     await second.shutdown(1_000);
   }
 });
+
+/** The data the feed's first triggers wrote (row triggers, 20261204040000_change_feed): every field, numbers as strings. */
+const rowTriggerData = (row: string) => `(SELECT jsonb_object_agg(key,
+  CASE jsonb_typeof(value) WHEN 'number' THEN to_jsonb(value #>> '{}') ELSE value END) FROM jsonb_each(to_jsonb(${row})))`;
+
+it("writes each change's data as the row triggers did: every field of the row, its numbers as strings", async () => {
+  const { user } = await env.users.createUser({ user: { name: "Data", age: 33 } });
+  await env.users.updateUser({ user: { id: user!.id, age: 34 }, updateMask: { paths: ["age"] } });
+  const { posts } = await env.posts.batchCreatePosts({
+    userId: user!.id,
+    requests: [1, 2, 3].map((n) => ({ post: { userId: user!.id, title: `d${n}`, content: `c${n}` } })),
+  });
+  const ids = [user!.id, ...posts.map((p) => p.id)].map(String);
+  const { rows } = await env.db.raw<{ rows: { resource: string; operation: string; same: boolean; data: unknown }[] }>(
+    `SELECT c.resource, c.operation, c.data = coalesce(${rowTriggerData("u")}, ${rowTriggerData("p")}) AS same, c.data
+     FROM changes c LEFT JOIN users u ON c.resource = 'user' AND u.id = c.resource_id
+     LEFT JOIN posts p ON c.resource = 'post' AND p.id = c.resource_id
+     WHERE c.resource_id = any(?::bigint[]) AND (c.resource = 'post' OR c.operation = 'update')
+     ORDER BY c.xid, c.id`,
+    [ids],
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.resource, r.operation, r.same]),
+    [["user", "update", true], ...posts.map(() => ["post", "insert", true])],
+    JSON.stringify(rows.map((r) => r.data)),
+  );
+});
+
+it("the feed's triggers name every numeric column of users and posts, so each is written as a string", async () => {
+  const { rows } = await env.db.raw<{ rows: { table: string; trigger: string; args: string[]; numeric: string[] }[] }>(
+    `SELECT t.tgrelid::regclass::text AS table, t.tgname AS trigger,
+       (string_to_array(rtrim(encode(t.tgargs, 'escape'), '\\000'), '\\000'))[3:] AS args,
+       (SELECT array_agg(column_name::text ORDER BY column_name) FROM information_schema.columns c
+        WHERE c.table_schema = current_schema() AND c.table_name = t.tgrelid::regclass::text
+          AND c.data_type IN ('smallint', 'integer', 'bigint', 'numeric', 'real', 'double precision')) AS numeric
+     FROM pg_trigger t WHERE t.tgrelid IN ('users'::regclass, 'posts'::regclass) AND NOT t.tgisinternal
+     ORDER BY 1, 2`,
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.table, r.trigger]),
+    ["posts", "users"].flatMap((t) => ["record_deletes", "record_inserts", "record_updates"].map((n) => [t, n])),
+  );
+  for (const r of rows) assert.deepEqual([...r.args].sort(), r.numeric, `${r.table} ${r.trigger}`);
+});

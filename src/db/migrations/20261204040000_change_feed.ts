@@ -12,6 +12,36 @@ import type { Knex } from "knex";
 //   deferred trigger, just before it commits: seq order is commit order.
 // - change_feed: how far retention has pruned (pruned_through, a seq).
 
+/**
+ * recordChangeFunction is the row trigger function of this migration; the
+ * statement triggers of 20261204140000 replaced it, and their down() puts it
+ * back.
+ */
+export const recordChangeFunction = `
+    CREATE FUNCTION record_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+      written jsonb;
+    BEGIN
+      IF TG_OP = 'DELETE' THEN
+        written := to_jsonb(OLD);
+      ELSE
+        written := to_jsonb(NEW);
+      END IF;
+      INSERT INTO changes (resource, operation, resource_id, user_id, data)
+      VALUES (
+        TG_ARGV[0],
+        lower(TG_OP),
+        (written->>'id')::bigint,
+        (written->>TG_ARGV[1])::bigint,
+        CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE (
+          SELECT jsonb_object_agg(key, CASE jsonb_typeof(value) WHEN 'number' THEN to_jsonb(value #>> '{}') ELSE value END)
+          FROM jsonb_each(written)
+        ) END
+      );
+      RETURN NULL;
+    END $$;
+`;
+
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     CREATE TABLE changes (
@@ -35,28 +65,7 @@ export async function up(knex: Knex): Promise<void> {
     );
     INSERT INTO change_feed DEFAULT VALUES;
 
-    CREATE FUNCTION record_change() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-      written jsonb;
-    BEGIN
-      IF TG_OP = 'DELETE' THEN
-        written := to_jsonb(OLD);
-      ELSE
-        written := to_jsonb(NEW);
-      END IF;
-      INSERT INTO changes (resource, operation, resource_id, user_id, data)
-      VALUES (
-        TG_ARGV[0],
-        lower(TG_OP),
-        (written->>'id')::bigint,
-        (written->>TG_ARGV[1])::bigint,
-        CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE (
-          SELECT jsonb_object_agg(key, CASE jsonb_typeof(value) WHEN 'number' THEN to_jsonb(value #>> '{}') ELSE value END)
-          FROM jsonb_each(written)
-        ) END
-      );
-      RETURN NULL;
-    END $$;
+    ${recordChangeFunction}
 
     CREATE TRIGGER record_change AFTER INSERT OR UPDATE OR DELETE ON users
       FOR EACH ROW EXECUTE FUNCTION record_change('user', 'id');
