@@ -35,6 +35,11 @@ export const serverOptions = {
    * clients wait in the client until a stream frees up; they are not refused.
    */
   "grpc.max_concurrent_streams": 100,
+  /**
+   * No channelz bookkeeping: the service serves no channelz service, and
+   * grpc-js otherwise counts and timestamps every call and message for it.
+   */
+  "grpc.enable_channelz": 0,
 } as const satisfies ChannelOptions;
 
 /** serverOptionVariables are the environment variables (positive integers) that override serverOptions. */
