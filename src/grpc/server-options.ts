@@ -35,11 +35,10 @@ export const serverOptions = {
    * clients wait in the client until a stream frees up; they are not refused.
    */
   "grpc.max_concurrent_streams": 100,
-  /**
-   * No channelz bookkeeping: the service serves no channelz service, and
-   * grpc-js otherwise counts and timestamps every call and message for it.
-   */
-  "grpc.enable_channelz": 0,
+  // grpc.enable_channelz stays at grpc-js's default (on), though no channelz
+  // service is served: with it 0, grpc-js 1.14 tracks sessions only in
+  // channelz's map, so forceShutdown never destroyed the connection of a
+  // stalled export and SIGTERM hung past the grace period (test/shutdown.test.ts).
 } as const satisfies ChannelOptions;
 
 /** serverOptionVariables are the environment variables (positive integers) that override serverOptions. */
