@@ -18,6 +18,8 @@ export interface Config {
   /** grpcServerOptions are serverOptions with the GRPC_* overrides applied. */
   grpcServerOptions: ChannelOptions;
   logLevel: string;
+  /** logFlushMs: the service's log lines are buffered and written at least this often (LOG_FLUSH_MS; 0: each at once). */
+  logFlushMs: number;
   logSql: boolean;
   /** metricsAddress is where `/metrics` is served; undefined serves no metrics. */
   metricsAddress: string | undefined;
@@ -158,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     grpcAddress: env.GRPC_ADDRESS || "127.0.0.1:50051",
     grpcServerOptions: grpcServerOptions(env),
     logLevel,
+    logFlushMs: integerFrom(env, "LOG_FLUSH_MS", 200, 0),
     logSql: flag(env, "LOG_SQL", false),
     metricsAddress: env.METRICS_ADDRESS || undefined,
     migrateOnStart: flag(env, "MIGRATE_ON_START", true),

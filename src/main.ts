@@ -80,7 +80,7 @@ async function main(config: Config, log: Logger): Promise<void> {
 }
 
 const config = loadConfig();
-const log = createLogger(config.logLevel);
+const log = createLogger(config.logLevel, { flushMs: config.logFlushMs });
 routeGrpcJsLogs(log);
 main(config, log).catch((error: unknown) => {
   log.fatal({ err: error }, "blog-service failed to start");

@@ -654,5 +654,7 @@ describe("server streams: caps per connection and process, and their share of th
       () => loadConfig({ LARGE_READ_FREE_BYTES: "-1" }),
       /LARGE_READ_FREE_BYTES must be a non-negative integer/,
     );
+    assert.equal(defaults.logFlushMs, 200);
+    assert.equal(loadConfig({ LOG_FLUSH_MS: "0" }).logFlushMs, 0);
   });
 });

@@ -13,7 +13,7 @@ import { answerOrchestrator } from "./child.js";
 // statements it sends.
 
 const config = loadConfig();
-const log = createLogger(config.logLevel);
+const log = createLogger(config.logLevel, { flushMs: config.logFlushMs });
 const { db, close } = await openDatabase(config, log);
 let statements = 0;
 db.on("query", () => statements++);
