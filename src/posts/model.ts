@@ -37,13 +37,20 @@ export type PostRow = Pick<Post, "id" | "userId" | "title" | "content" | "versio
 /** PostMillis is a post as a statement reads it with its times in epoch milliseconds (epochMillis). */
 export type PostMillis = Omit<PostRow, "createTime" | "updateTime"> & { createTime: number; updateTime: number };
 
-/** postOfMillis is a PostMillis as a PostRow: the one mapping of posts read with epochMillis. */
-export function postOfMillis(post: PostMillis): PostRow {
+/**
+ * postOfMillis is a PostMillis as a PostRow: the one mapping of posts read
+ * with epochMillis. `texts` gives the title and content when the statement
+ * did not read them back (an insert knows them).
+ */
+export function postOfMillis(
+  post: Omit<PostMillis, "title" | "content">,
+  texts: Pick<PostRow, "title" | "content">,
+): PostRow {
   return {
     id: post.id,
     userId: post.userId,
-    title: post.title,
-    content: post.content,
+    title: texts.title,
+    content: texts.content,
     version: post.version,
     createTime: new Date(post.createTime),
     updateTime: new Date(post.updateTime),

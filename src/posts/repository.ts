@@ -149,9 +149,7 @@ export class PostRepository extends VersionedRepository<Post> {
        FROM inserted JOIN input USING (id)`,
       [rows.map((r) => String(r.userId)), rows.map((r) => r.title), rows.map((r) => r.content)],
     );
-    return inInputOrder(inserted, rows.length, (row, at) =>
-      postOfMillis({ ...row, title: rows[at]!.title, content: rows[at]!.content }),
-    );
+    return inInputOrder(inserted, rows.length, (row, at) => postOfMillis(row, rows[at]!));
   }
 
   /**

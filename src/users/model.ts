@@ -55,5 +55,5 @@ export type PostJson = [
 
 /** postOfJson is a PostJson of the user's as a PostRow. */
 export function postOfJson(userId: bigint, [id, title, content, version, createTime, updateTime]: PostJson): PostRow {
-  return postOfMillis({ id: BigInt(id), userId, title, content, version: BigInt(version), createTime, updateTime });
+  return postOfMillis({ id: BigInt(id), userId, version: BigInt(version), createTime, updateTime }, { title, content });
 }
