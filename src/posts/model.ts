@@ -34,18 +34,22 @@ export class Post extends Model {
 /** PostRow is a post as read: a model, or a plain row (an export chunk, a page). */
 export type PostRow = Pick<Post, "id" | "userId" | "title" | "content" | "version" | "createTime" | "updateTime">;
 
-/** PostMillis is a post as a statement reads it with its times in epoch milliseconds (epochMillis). */
-export type PostMillis = Omit<PostRow, "createTime" | "updateTime"> & { createTime: number; updateTime: number };
+/**
+ * PostMillis is what a statement reads of a post besides its texts, with its
+ * times in epoch milliseconds (epochMillis).
+ */
+export type PostMillis = Omit<PostRow, "title" | "content" | "createTime" | "updateTime"> & {
+  createTime: number;
+  updateTime: number;
+};
 
 /**
- * postOfMillis is a PostMillis as a PostRow: the one mapping of posts read
- * with epochMillis. `texts` gives the title and content when the statement
- * did not read them back (an insert knows them).
+ * postOfMillis is a PostMillis and its texts as a PostRow: the one mapping of
+ * posts read with epochMillis. The texts come apart because an insert does
+ * not read them back (it knows them), and because spreading pg's rows into
+ * new objects costs about 2.5 µs a row.
  */
-export function postOfMillis(
-  post: Omit<PostMillis, "title" | "content">,
-  texts: Pick<PostRow, "title" | "content">,
-): PostRow {
+export function postOfMillis(post: PostMillis, texts: Pick<PostRow, "title" | "content">): PostRow {
   return {
     id: post.id,
     userId: post.userId,

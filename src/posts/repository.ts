@@ -50,7 +50,7 @@ export function inInputOrder<R extends { ord: bigint }, T>(
  * position and what PostgreSQL chose (id, version, times in epoch
  * milliseconds); title and content are the input's own.
  */
-type InsertedRow = Omit<PostMillis, "title" | "content"> & { ord: bigint };
+type InsertedRow = PostMillis & { ord: bigint };
 
 /** The foreign key, not a prior SELECT, decides: no race with a concurrent DeleteUser. */
 async function forExistingUser<T>(userId: bigint, write: Promise<T>): Promise<T> {
@@ -123,14 +123,14 @@ export class PostRepository extends VersionedRepository<Post> {
    * planned by PostgreSQL). PostgreSQL does not promise that RETURNING comes
    * in input order (on a distributed table it does not), so each row takes
    * its id from the sequence (looked up once, not once a row) next to its
-   * input position (`WITH ORDINALITY`),
-   * and the rows are put back in input order by that position. Title and
-   * content are not read back: they are what was sent, and echoing them made
-   * PostgreSQL send, and pg parse into new strings, every byte of the batch
-   * again. The rows stay plain objects (PostRow), not models: Objection's fromJson took about
-   * 0.5 ms of the 1,000-post batch's CPU and nothing reads them as models;
-   * and their times come as epoch milliseconds (epochMillis), which saved
-   * another millisecond.
+   * input position (`WITH ORDINALITY`), and the rows are put back in input
+   * order by that position. Title and content are not read back: they are
+   * what was sent, and echoing them made PostgreSQL send, and pg parse into
+   * new strings, every byte of the batch again. The rows stay plain objects
+   * (PostRow), not models: Objection's fromJson took about 0.5 ms of the
+   * 1,000-post batch's CPU and nothing reads them as models; and their times
+   * come as epoch milliseconds (epochMillis), which saved another
+   * millisecond.
    */
   private async insertMany(rows: NewPost[], db: Knex = this.db): Promise<PostRow[]> {
     const inserted = await unnestRows<InsertedRow>(
@@ -144,8 +144,8 @@ export class PostRepository extends VersionedRepository<Post> {
          SELECT id, user_id, title, content FROM input ORDER BY ord
          RETURNING id, user_id, version, create_time, update_time
        )
-       SELECT input.ord, inserted.id, inserted.user_id AS "userId", inserted.version, ${epochMillis("inserted.create_time")} AS "createTime",
-         ${epochMillis("inserted.update_time")} AS "updateTime"
+       SELECT input.ord, inserted.id, inserted.user_id AS "userId", inserted.version,
+         ${epochMillis("inserted.create_time")} AS "createTime", ${epochMillis("inserted.update_time")} AS "updateTime"
        FROM inserted JOIN input USING (id)`,
       [rows.map((r) => String(r.userId)), rows.map((r) => r.title), rows.map((r) => r.content)],
     );
