@@ -132,7 +132,7 @@ async function main(): Promise<string> {
   for (const impl of compared) {
     const answer = (await load.sample(targets.get(impl)!, scenario.id)).responses?.[0];
     if (answer === undefined) throw new Error(`${impl} did not answer the sample request`);
-    answerBytes.set(impl, 5 + answer.length);
+    answerBytes.set(impl, grpcFrame(answer).length);
   }
   const checkAnswers = async (when: string) => {
     for (const impl of compared) {

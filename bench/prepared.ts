@@ -105,8 +105,8 @@ async function measure(mode: (typeof modes)[number], scenario: keyof typeof call
 const names = { get: "GetUser BASIC (`getMany`, one id)", create: "CreatePost (`add`, INSERT ... FROM unnest)" };
 const spread = (xs: (number | undefined)[]) => {
   if (xs.some((x) => x === undefined)) return "—";
-  const values = xs as number[];
-  return `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+  const known = xs as number[];
+  return `${median(known).toFixed(0)} (${Math.min(...known).toFixed(0)}–${Math.max(...known).toFixed(0)})`;
 };
 const lines = [
   "| statement | DATABASE_PREPARED_STATEMENTS | calls/s | client CPU µs/call | PostgreSQL CPU µs/call |",
