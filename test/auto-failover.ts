@@ -270,7 +270,20 @@ export async function startFormation(bin: string): Promise<Formation> {
     },
     states,
     waitFor,
-    switchover: async () => void (await ctl(["perform", "switchover", "--pgdata", monitorDir, "--wait", "120"])),
+    switchover: async () => {
+      // The monitor's perform_failover() can deadlock with a keeper's node_active() on the
+      // node table (pg_auto_failover issue #1004; the retry came in pull request #1171, after
+      // Debian's package). PostgreSQL rolls the losing transaction back, so the monitor's
+      // state is as before and the command can simply be run again; any other failure stands.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await ctl(["perform", "switchover", "--pgdata", monitorDir, "--wait", "120"]);
+          return;
+        } catch (error) {
+          if (attempt === 3 || !(error as Error).message.includes("deadlock detected")) throw error;
+        }
+      }
+    },
     log: () => output,
     stop,
   };
