@@ -1,9 +1,7 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { createDatabase } from "../src/db/knex.js";
-import { migrateLatest } from "../src/db/migrator.js";
 import { positiveNumber, resultsDir } from "./args.js";
 import { cleanupOnInterrupt } from "./cleanup.js";
 import { encodeRequest } from "./load/drive.js";
@@ -11,6 +9,7 @@ import { LoadGenerator } from "./load/generator.js";
 import { grpcFrame } from "./load/grpc-frame.js";
 import { grpcAnswer, h2load, h2loadRate } from "./load/h2load.js";
 import { rotate } from "./measure.js";
+import { finish, problemOf } from "./report/finish.js";
 import type { TargetRef } from "./load/protocol.js";
 import {
   cpuTable,
@@ -28,7 +27,7 @@ import { getUserBasic } from "./scenarios/get-user-basic.js";
 import { BusiestThread, CpuTime } from "./servers/cpu.js";
 import { startAll } from "./servers/start-all.js";
 import { postgresVersion, provisionDatabase } from "./setup/database.js";
-import { seed } from "./setup/seed.js";
+import { migrateAndSeed } from "./setup/seed.js";
 import { verifyScenario } from "./verify.js";
 
 // `npm run bench:h2load` (issue 13): cross-checks the harness's load
@@ -108,9 +107,7 @@ async function main(): Promise<string> {
   const loadBefore = os.loadavg();
   const database = await provisionDatabase(process.env.DATABASE_URL);
   cleanups.push(() => database.close());
-  const knex = createDatabase({ url: database.url, poolMax: 2 });
-  await migrateLatest(knex).finally(() => knex.destroy());
-  await seed(database.url, data);
+  await migrateAndSeed(database.url, data);
   const servers = await startAll({ implementations: compared, pool, profile: false }, database.url, tmpDir, cleanups);
   const load = LoadGenerator.start(1, { data, databaseUrl: database.url, pool });
   cleanups.push(() => load.close());
@@ -285,17 +282,7 @@ async function main(): Promise<string> {
   ].join("\n");
 }
 
-const report = await main().catch((error: unknown) => {
-  problems.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
-  return "";
-});
+const report = await main().catch(problemOf(problems));
 await cleanup();
 for (const w of windows) w.histogram.destroy();
-if (report !== "") {
-  console.log(`\n${report}`);
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(path.join(outDir, "h2load.md"), `${report}\n`);
-  console.log(`bench: wrote ${path.relative(root, path.join(outDir, "h2load.md"))}`);
-}
-for (const problem of problems) console.error(`bench: ${problem}`);
-process.exit(problems.length > 0 ? 1 : 0);
+finish(report, problems, { root, outDir, file: "h2load.md" });

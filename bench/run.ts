@@ -2,8 +2,6 @@ import path from "node:path";
 import { parseBenchArgs } from "./args.js";
 import type { Implementation } from "./args.js";
 import { cleanupOnInterrupt } from "./cleanup.js";
-import { createDatabase } from "../src/db/knex.js";
-import { migrateLatest } from "../src/db/migrator.js";
 import { LoadGenerator } from "./load/generator.js";
 import type { TargetRef } from "./load/protocol.js";
 import { measureScenario } from "./measure.js";
@@ -15,7 +13,7 @@ import type { BenchResults, ScenarioResult } from "./report/results.js";
 import { problems, writeResults } from "./report/write.js";
 import { scenarios } from "./scenarios/index.js";
 import { postgresVersion, provisionDatabase } from "./setup/database.js";
-import { seed } from "./setup/seed.js";
+import { migrateAndSeed } from "./setup/seed.js";
 import { startAll } from "./servers/start-all.js";
 import { sameRowCount, verifyScenario } from "./verify.js";
 
@@ -42,11 +40,9 @@ async function main(): Promise<number> {
   const database = await provisionDatabase(process.env.DATABASE_URL);
   cleanups.push(() => database.close());
   console.log(`bench: using ${database.where}`);
-  const knex = createDatabase({ url: database.url, poolMax: 2 });
-  await migrateLatest(knex).finally(() => knex.destroy());
   const seedStarted = performance.now();
-  await seed(database.url, data);
-  console.log(`bench: seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+  await migrateAndSeed(database.url, data);
+  console.log(`bench: migrated and seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
 
   const servers = await startAll(options, database.url, path.join(root, "bench/results/tmp"), cleanups);
   const load = LoadGenerator.start(options.workers, { data, databaseUrl: database.url, pool: options.pool });

@@ -3,6 +3,8 @@ import { pipeline } from "node:stream/promises";
 import cliProgress from "cli-progress";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { createDatabase } from "../../src/db/knex.js";
+import { migrateLatest } from "../../src/db/migrator.js";
 import type { DataSet } from "../scenarios/scenario.js";
 import { CopyBinary } from "./copy-binary.js";
 
@@ -127,4 +129,11 @@ export async function seed(url: string, data: DataSet): Promise<void> {
     bar.stop();
     await client.end();
   }
+}
+
+/** migrateAndSeed brings a bench run's fresh database to the latest schema, then seeds it with data. */
+export async function migrateAndSeed(url: string, data: DataSet): Promise<void> {
+  const knex = createDatabase({ url, poolMax: 2 });
+  await migrateLatest(knex).finally(() => knex.destroy());
+  await seed(url, data);
 }
