@@ -17,7 +17,7 @@ import type { RawConnection } from "./knex-internals.js";
 async function bound<T>(connection: RawConnection, run: () => Promise<T>): Promise<T> {
   const call = currentCall();
   if (call === undefined) return run();
-  if (call.signal.aborted) throw new CallCancelled();
+  if (call.cancellation.aborted) throw new CallCancelled();
   const left = call.deadline === undefined ? undefined : call.deadline - Date.now();
   if (left !== undefined && left <= 0) throw new DeadlineExceeded();
   let cancelling: Promise<unknown> | undefined;
@@ -25,12 +25,12 @@ async function bound<T>(connection: RawConnection, run: () => Promise<T>): Promi
     cancelling ??= cancelRequest(connection);
   };
   const timer = left === undefined ? undefined : setTimeout(cancel, left);
-  call.signal.addEventListener("abort", cancel);
+  const stopListening = call.cancellation.onAbort(cancel);
   try {
     return await run();
   } finally {
     clearTimeout(timer);
-    call.signal.removeEventListener("abort", cancel);
+    stopListening();
     await cancelling;
   }
 }

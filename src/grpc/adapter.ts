@@ -10,6 +10,7 @@ import type {
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { runInCall } from "../call/scope.js";
+import type { Cancellation } from "../call/scope.js";
 import { encode, methodDefinition } from "../protocol/method.js";
 import type { Init } from "../protocol/method.js";
 import { cancelledByClient, endedBy, startCall } from "./call-context.js";
@@ -112,14 +113,17 @@ async function* encodedStream(
 }
 
 /** written writes one message and settles once HTTP/2 has taken it, or once the call is over. */
-function written(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal, message: unknown): Promise<void> {
+function written(
+  call: ServerWritableStream<unknown, unknown>,
+  cancellation: Cancellation,
+  message: unknown,
+): Promise<void> {
   return new Promise((resolve) => {
-    const done = () => {
-      signal.removeEventListener("abort", done);
+    const stopListening = cancellation.onAbort(() => resolve());
+    call.write(message, () => {
+      stopListening();
       resolve();
-    };
-    signal.addEventListener("abort", done);
-    call.write(message, done);
+    });
   });
 }
 
@@ -138,16 +142,16 @@ async function writeAll(
   messages: AsyncIterable<unknown>,
   idleWriteMs: number | undefined,
 ) {
-  const { signal } = started.context;
+  const { cancellation } = started.context;
   for await (const message of messages) {
-    if (signal.aborted) return;
+    if (cancellation.aborted) return;
     const idle =
       idleWriteMs === undefined
         ? undefined
         : setTimeout(() => started.end(idleWriteExceeded(idleWriteMs)), idleWriteMs);
-    await written(call, signal, message);
+    await written(call, cancellation, message);
     clearTimeout(idle);
-    if (signal.aborted) return;
+    if (cancellation.aborted) return;
   }
 }
 

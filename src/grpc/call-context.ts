@@ -2,6 +2,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import { Cancellation } from "../call/scope.js";
 import type { CallScope } from "../call/scope.js";
 import { requestIdKey } from "../protocol/keys.js";
 import { minLsnOf } from "../protocol/lsn.js";
@@ -44,7 +45,7 @@ export interface StartedCall {
 }
 
 /**
- * startCall makes the one scope of a call. Its signal aborts when the client
+ * startCall makes the one scope of a call. Its cancellation aborts when the client
  * cancels before the answer is decided (grpc-js also emits "cancelled" when
  * the stream of a finished call closes) and, for a server stream, when it has
  * run for streamLifetimeMs: the reason is then the status the call ends with.
@@ -56,15 +57,15 @@ export function startCall(
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
   streamLifetimeMs: number | undefined,
 ): StartedCall {
-  const controller = new AbortController();
+  const cancellation = new Cancellation();
   let settled = false;
   call.once("cancelled", () => {
-    if (!settled) controller.abort(cancelledByClient);
+    if (!settled) cancellation.abort(cancelledByClient);
   });
   const stream = method.methodKind === "server_streaming";
   const lifetime =
     stream && streamLifetimeMs !== undefined
-      ? setTimeout(() => controller.abort(lifetimeExceeded(streamLifetimeMs)), streamLifetimeMs)
+      ? setTimeout(() => cancellation.abort(lifetimeExceeded(streamLifetimeMs)), streamLifetimeMs)
       : undefined;
   const deadline = call.getDeadline();
   const requestId = requestIdOf(call.metadata);
@@ -75,7 +76,7 @@ export function startCall(
     peer: call.getPeer(),
     requestId,
     deadline: deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined,
-    signal: controller.signal,
+    cancellation,
     readOnly: method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS,
     minLsn: minLsnOf(call.metadata),
     caller: undefined,
@@ -94,7 +95,7 @@ export function startCall(
       clearTimeout(lifetime);
     },
     end: (reason) => {
-      if (!settled) controller.abort(reason);
+      if (!settled) cancellation.abort(reason);
     },
   };
 }
@@ -105,6 +106,6 @@ export function startCall(
  * while the call runs its course.
  */
 export function endedBy(context: CallScope): ServiceError | undefined {
-  const reason: unknown = context.signal.reason;
-  return context.signal.aborted && reason instanceof ServiceError ? reason : undefined;
+  const { aborted, reason } = context.cancellation;
+  return aborted && reason instanceof ServiceError ? reason : undefined;
 }

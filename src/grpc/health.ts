@@ -72,8 +72,8 @@ export function healthService(health: HealthStatus): ServiceImpl<typeof Health> 
       if (current === undefined) throw new ServiceError(status.NOT_FOUND, `service "${service}" is not known`);
       return { status: current };
     },
-    async *watch({ service }, { signal }) {
-      for await (const current of health.watch(service, signal)) yield { status: current };
+    async *watch({ service }, { cancellation }) {
+      for await (const current of health.watch(service, cancellation.signal)) yield { status: current };
     },
     async list() {
       const statuses = Object.fromEntries(health.entries().map(([name, s]) => [name, { status: s }]));

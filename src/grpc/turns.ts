@@ -24,8 +24,8 @@ export function takingTurns(
 ): Middleware {
   return (next) => (request, context) =>
     context.type === "unary" && applies(context, request)
-      ? share.run(context.signal, async () => {
-          await rate.turn(context.signal, context.deadline);
+      ? share.run(context.cancellation.signal, async () => {
+          await rate.turn(context.cancellation.signal, context.deadline);
           let reply: unknown;
           try {
             reply = await next(request, context);

@@ -100,20 +100,20 @@ export function postService(
       return { posts: created.map(postToProto) };
     },
 
-    async *exportPosts(request, { signal }) {
+    async *exportPosts(request, { cancellation }) {
       const query = parseListQuery(postsListing, { ...request, parent: String(request.userId) });
       const read = (after: Position | undefined, limit: number) =>
         posts.exportChunk(request.userId, query, after, limit, messageBytes);
-      for await (const rows of exportChunks(postsListing, query, read, signal, streamShare)) {
+      for await (const rows of exportChunks(postsListing, query, read, cancellation.signal, streamShare)) {
         for (const batch of messageBatches(rows, postBytes, messageBytes)) {
           yield { posts: batch.map(postToProto) };
         }
       }
     },
 
-    watchPosts({ resumeToken, userId }, { signal }) {
+    watchPosts({ resumeToken, userId }, { cancellation }) {
       const filter = { resource: "post" as const, ...(userId === 0n ? {} : { userId }) };
-      return feed.watch(filter, resumeToken, signal, (changes, token) => ({
+      return feed.watch(filter, resumeToken, cancellation.signal, (changes, token) => ({
         changes: changes.map(postChangeToProto),
         resumeToken: token,
       }));

@@ -125,17 +125,17 @@ export function userService(
       return { users: ids.map((id) => userToProto(found.get(id)!)) };
     },
 
-    async *exportUsers(request, { signal }) {
+    async *exportUsers(request, { cancellation }) {
       const query = parseListQuery(usersListing, request);
       const read = (after: Position | undefined, limit: number) => users.exportChunk(query, after, limit);
-      for await (const rows of exportChunks(usersListing, query, read, signal, streamShare)) {
+      for await (const rows of exportChunks(usersListing, query, read, cancellation.signal, streamShare)) {
         for (const batch of messageBatches(rows, (u) => utf8Bytes(u.name), messageBytes))
           yield { users: batch.map(userToProto) };
       }
     },
 
-    watchUsers({ resumeToken }, { signal }) {
-      return feed.watch({ resource: "user" }, resumeToken, signal, (changes, token) => ({
+    watchUsers({ resumeToken }, { cancellation }) {
+      return feed.watch({ resource: "user" }, resumeToken, cancellation.signal, (changes, token) => ({
         changes: changes.map(userChangeToProto),
         resumeToken: token,
       }));
