@@ -116,11 +116,13 @@ export interface Hostile {
   stop(): Promise<BatchCounts[]>;
 }
 
+/** batchUsers is how many of the large users one BatchGetUsers of a loop asks for: a reply that fits, and one that does not. */
+export const batchUsers = { fitting: 10, oversized: 16 };
+
 /**
  * startHostile opens `exports` stalled exports of the posts from id
- * firstPost and starts `batches` batch loops over largeIds (10 users a
- * fitting call, 16 an oversized one), and resolves once every export has
- * stalled (or ended).
+ * firstPost and starts `batches` batch loops over largeIds (batchUsers users
+ * a call), and resolves once every export has stalled (or ended).
  */
 export async function startHostile(
   address: string,
@@ -134,8 +136,8 @@ export async function startHostile(
   const loops = Array.from({ length: counts.batches }, () =>
     batchLoop(
       address,
-      () => pick(10),
-      () => pick(16),
+      () => pick(batchUsers.fitting),
+      () => pick(batchUsers.oversized),
       () => stopped,
     ),
   );
