@@ -128,3 +128,45 @@ export function parseBenchArgs(argv: string[], root: string): BenchOptions {
     fixedRequest: values["fixed-request"],
   };
 }
+
+/** ScriptArgs is the command line of a bench script beside `npm run bench`: what every one takes, and its own. */
+export interface ScriptArgs {
+  quick: boolean;
+  /** root is the project's directory. */
+  root: string;
+  /** outDir is --out, else bench/results (bench/results/tmp with --quick, so CI never overwrites the committed results). */
+  outDir: string;
+  /** number reads --name as a positive number, fallback when absent; a bad value throws with the usage. */
+  number(name: string, fallback: number, integer?: boolean): number;
+  /** text is --name as given, if it was. */
+  text(name: string): string | undefined;
+  /** flag is whether --name was given. */
+  flag(name: string): boolean;
+}
+
+/**
+ * scriptArgs parses a bench script's options: `strings` and `flags` of its
+ * own, and --quick, --out and --help, which every script takes. --help prints
+ * usage and exits; an unknown option throws.
+ */
+export function scriptArgs(usage: string, strings: string[], flags: string[] = []): ScriptArgs {
+  const options: Record<string, { type: "string" } | { type: "boolean"; default: boolean }> = {};
+  for (const name of [...strings, "out"]) options[name] = { type: "string" };
+  for (const name of [...flags, "quick", "help"]) options[name] = { type: "boolean", default: false };
+  const values = parseArgs({ options }).values as Record<string, string | boolean | undefined>;
+  if (values.help === true) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const quick = values.quick === true;
+  const text = (name: string) => values[name] as string | undefined;
+  const root = path.resolve(import.meta.dirname, "..");
+  return {
+    quick,
+    root,
+    outDir: resultsDir(root, text("out"), quick),
+    number: (name, fallback, integer = true) => positiveNumber(text(name), name, fallback, integer, usage),
+    text,
+    flag: (name) => values[name] === true,
+  };
+}

@@ -1,13 +1,12 @@
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
-import { positiveNumber, resultsDir } from "./args.js";
+import { scriptArgs } from "./args.js";
 import { cleanupOnInterrupt } from "./cleanup.js";
 import { floorFeatures } from "./floor/features.js";
 import { encodeRequest } from "./load/drive.js";
 import { grpcFrame } from "./load/grpc-frame.js";
-import { grpcAnswer, h2load } from "./load/h2load.js";
+import { grpcAnswer, grpcBody, h2load } from "./load/h2load.js";
 import { rotate } from "./measure.js";
 import { finish, problemOf } from "./report/finish.js";
 import { machine } from "./report/machine.js";
@@ -38,32 +37,13 @@ const usage = `npm run bench:floor -- [options]
   --pool N              PostgreSQL pool size of every implementation (default 10)
   --out DIR             where floor.md goes (default bench/results; --quick bench/results/tmp)`;
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    users: { type: "string" },
-    requests: { type: "string" },
-    warmup: { type: "string" },
-    rounds: { type: "string" },
-    pool: { type: "string" },
-    out: { type: "string" },
-    help: { type: "boolean", default: false },
-  },
-});
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
-const quick = values.quick;
-const option = (value: string | undefined, name: string, fallback: number) =>
-  positiveNumber(value, name, fallback, true, usage);
-const data = { users: option(values.users, "users", quick ? 200 : 100_000), postsPerUser: 10 };
-const requests = option(values.requests, "requests", quick ? 200 : 4000);
-const warmup = option(values.warmup, "warmup", quick ? 200 : 20_000);
-const rounds = option(values.rounds, "rounds", quick ? 1 : 15);
-const pool = option(values.pool, "pool", 10);
-const root = path.resolve(import.meta.dirname, "..");
-const outDir = resultsDir(root, values.out, quick);
+const args = scriptArgs(usage, ["users", "requests", "warmup", "rounds", "pool"]);
+const { quick, root, outDir } = args;
+const data = { users: args.number("users", quick ? 200 : 100_000), postsPerUser: 10 };
+const requests = args.number("requests", quick ? 200 : 4000);
+const warmup = args.number("warmup", quick ? 200 : 20_000);
+const rounds = args.number("rounds", quick ? 1 : 15);
+const pool = args.number("pool", 10);
 const tmpDir = path.join(root, "bench/results/tmp");
 const scenario = getUserBasic;
 const method = `/${scenario.method.parent.typeName}/${scenario.method.name}`;
@@ -82,7 +62,6 @@ interface Target {
   name: string;
   adds: string;
   server: RunningServer;
-  answerBytes: number;
 }
 
 interface Window {
@@ -144,41 +123,24 @@ async function main(): Promise<string> {
   const bodyFile = path.join(tmpDir, "floor-request.bin");
   writeFileSync(bodyFile, grpcFrame(encodeRequest(scenario, data, true)));
   const url = (server: RunningServer) => `http://${server.address}${method}`;
-  const answerOf = async (name: string, server: RunningServer) => {
-    const got = await grpcAnswer(url(server), bodyFile);
-    if (got.status !== "0" || got.dataBytes === 0) {
-      problems.push(`${name} answered grpc-status ${got.status} (${got.message}) with ${got.dataBytes} bytes`);
-    }
-    return got.dataBytes;
-  };
-  const service = started.get("service")!;
-  const serviceBytes = await answerOf("service", service);
   const targets: Target[] = [
-    {
-      name: "peer",
-      adds: "bench/peer: proto-loader, pg.Pool, hand-written SQL",
-      server: started.get("peer")!,
-      answerBytes: 0,
-    },
-    ...floors.map(({ name, adds }, i) => ({
-      name,
-      adds,
-      server: floorServers[i]!,
-      answerBytes: 0,
-    })),
-    {
-      name: "service",
-      adds: "the service as deployed (bench/servers/service.ts)",
-      server: service,
-      answerBytes: serviceBytes,
-    },
+    { name: "peer", adds: "bench/peer: proto-loader, pg.Pool, hand-written SQL", server: started.get("peer")! },
+    ...floors.map(({ name, adds }, i) => ({ name, adds, server: floorServers[i]! })),
+    { name: "service", adds: "the service as deployed (bench/servers/service.ts)", server: started.get("service")! },
   ];
+  const answers = new Map<Target, Buffer>();
   for (const target of targets) {
-    target.answerBytes = await answerOf(target.name, target.server);
-    // The floors encode the service's message with the same protobuf-es: the same bytes.
-    if (target.name.startsWith("floor") && target.answerBytes !== serviceBytes) {
-      problems.push(`${target.name} answered ${target.answerBytes} bytes, the service ${serviceBytes}`);
+    const got = await grpcAnswer(url(target.server), bodyFile);
+    if (got.status !== "0" || got.dataBytes === 0) {
+      problems.push(`${target.name} answered grpc-status ${got.status} (${got.message}) with ${got.dataBytes} bytes`);
     }
+    answers.set(target, await grpcBody(url(target.server), bodyFile));
+  }
+  // The floors encode the service's message with the same protobuf-es from the same row: the same bytes.
+  const serviceAnswer = answers.get(targets.at(-1)!)!;
+  for (const target of targets.filter((t) => t.name.startsWith("floor"))) {
+    if (!answers.get(target)!.equals(serviceAnswer))
+      problems.push(`${target.name} answered other bytes than the service`);
   }
   if (problems.length > 0) return "";
 
@@ -189,7 +151,7 @@ async function main(): Promise<string> {
       requests: calls,
       inFlight: 1,
       logFile,
-      answerBytes: target.answerBytes,
+      answerBytes: answers.get(target)!.length,
     });
     const cpuUs = cpu.stop();
     problems.push(...run.problems.map((p) => `${target.name}: ${p}`));

@@ -1,8 +1,7 @@
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
-import { positiveNumber, resultsDir } from "./args.js";
+import { positiveNumber, scriptArgs } from "./args.js";
 import { cleanupOnInterrupt } from "./cleanup.js";
 import { encodeRequest } from "./load/drive.js";
 import { LoadGenerator } from "./load/generator.js";
@@ -55,41 +54,30 @@ const usage = `npm run bench:h2load -- [options]
   --pool N              PostgreSQL pool size of both implementations (default 10)
   --out DIR             where h2load.md goes (default bench/results; --quick bench/results/tmp)`;
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    users: { type: "string" },
-    "posts-per-user": { type: "string" },
-    concurrency: { type: "string", default: "1,64" },
-    warmup: { type: "string" },
-    duration: { type: "string" },
-    requests: { type: "string" },
-    rounds: { type: "string" },
-    pool: { type: "string" },
-    out: { type: "string" },
-    help: { type: "boolean", default: false },
-  },
-});
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
-const quick = values.quick;
-const option = (value: string | undefined, name: string, fallback: number, integer = true) =>
-  positiveNumber(value, name, fallback, integer, usage);
+const args = scriptArgs(usage, [
+  "users",
+  "posts-per-user",
+  "concurrency",
+  "warmup",
+  "duration",
+  "requests",
+  "rounds",
+  "pool",
+]);
+const { quick, root, outDir } = args;
 const data = {
-  users: option(values.users, "users", quick ? 200 : 100_000),
-  postsPerUser: option(values["posts-per-user"], "posts-per-user", 10),
+  users: args.number("users", quick ? 200 : 100_000),
+  postsPerUser: args.number("posts-per-user", 10),
 };
-const levels = values.concurrency.split(",").map((c) => option(c.trim(), "concurrency", 1));
-const warmupMs = option(values.warmup, "warmup", quick ? 0.2 : 3, false) * 1000;
-const durationMs = option(values.duration, "duration", quick ? 0.5 : 10, false) * 1000;
+const levels = (args.text("concurrency") ?? "1,64")
+  .split(",")
+  .map((c) => positiveNumber(c.trim(), "concurrency", 1, true, usage));
+const warmupMs = args.number("warmup", quick ? 0.2 : 3, false) * 1000;
+const durationMs = args.number("duration", quick ? 0.5 : 10, false) * 1000;
 /** requestsPerWindow is --requests, the calls of each h2load window; undefined: its warm-up's calls/s × --duration. */
-const requestsPerWindow = values.requests === undefined ? undefined : option(values.requests, "requests", 1);
-const rounds = option(values.rounds, "rounds", quick ? 1 : 3);
-const pool = option(values.pool, "pool", 10);
-const root = path.resolve(import.meta.dirname, "..");
-const outDir = resultsDir(root, values.out, quick);
+const requestsPerWindow = args.text("requests") === undefined ? undefined : args.number("requests", 1);
+const rounds = args.number("rounds", quick ? 1 : 3);
+const pool = args.number("pool", 10);
 const tmpDir = path.join(root, "bench/results/tmp");
 
 /** disagreementLimit is issue 13's: beyond it, find out why the tools differ before quoting either. */

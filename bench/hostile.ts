@@ -1,7 +1,5 @@
-import path from "node:path";
-import { parseArgs } from "node:util";
 import pg from "pg";
-import { positiveNumber, resultsDir } from "./args.js";
+import { scriptArgs } from "./args.js";
 import { cleanupOnInterrupt } from "./cleanup.js";
 import { LoadGenerator } from "./load/generator.js";
 import { batchUsers, startHostile } from "./load/hostile.js";
@@ -36,29 +34,11 @@ const usage = `npm run bench:hostile -- [options]
   --out DIR             where hostile.md goes (default bench/results; --quick bench/results/tmp)
   --profile             write the service's V8 CPU profile to bench/results/tmp/profiles/hostile/`;
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    concurrency: { type: "string" },
-    duration: { type: "string" },
-    rounds: { type: "string" },
-    out: { type: "string" },
-    profile: { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
-  },
-});
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
-const quick = values.quick;
-const option = (value: string | undefined, name: string, fallback: number, integer = true) =>
-  positiveNumber(value, name, fallback, integer, usage);
-const concurrency = option(values.concurrency, "concurrency", 16);
-const durationMs = option(values.duration, "duration", quick ? 2 : 10, false) * 1000;
-const rounds = option(values.rounds, "rounds", quick ? 1 : 3);
-const root = path.resolve(import.meta.dirname, "..");
-const outDir = resultsDir(root, values.out, quick);
+const args = scriptArgs(usage, ["concurrency", "duration", "rounds"], ["profile"]);
+const { quick, root, outDir } = args;
+const concurrency = args.number("concurrency", 16);
+const durationMs = args.number("duration", quick ? 2 : 10, false) * 1000;
+const rounds = args.number("rounds", quick ? 1 : 3);
 const data = { users: quick ? 1000 : 10_000, postsPerUser: 10 };
 const large = { users: quick ? 24 : 40, posts: 30, characters: 10_000 };
 const hostileClients = 10;
@@ -106,7 +86,7 @@ async function main(): Promise<void> {
   postgres = await postgresVersion(database.url);
   const server = await startServer("service", new URL("./servers/service.ts", import.meta.url), {
     env: { DATABASE_URL: database.url, LOG_LEVEL: "info", METRICS_ADDRESS: "", MIGRATE_ON_START: "0", LOG_SQL: "0" },
-    nodeArgs: values.profile ? ["--cpu-prof", "--cpu-prof-dir=bench/results/tmp/profiles/hostile"] : [],
+    nodeArgs: args.flag("profile") ? ["--cpu-prof", "--cpu-prof-dir=bench/results/tmp/profiles/hostile"] : [],
   });
   cleanups.push(() => server.stop());
   const load = LoadGenerator.start(1, { data, databaseUrl: database.url, pool: 1 });

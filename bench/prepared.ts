@@ -13,14 +13,13 @@
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import type { Knex } from "knex";
 import { pino } from "pino";
 import { createDatabase } from "../src/db/knex.js";
 import { migrateLatest } from "../src/db/migrator.js";
 import { PostRepository } from "../src/posts/repository.js";
 import { UserRepository } from "../src/users/repository.js";
-import { positiveNumber, resultsDir } from "./args.js";
+import { scriptArgs } from "./args.js";
 import { median } from "./report/results.js";
 import { CpuTime } from "./servers/cpu.js";
 import { provisionDatabase } from "./setup/database.js";
@@ -30,22 +29,11 @@ const usage = `npm run bench:prepared -- [options]
   --rounds R   rounds, each measuring both settings in turn (default 8; --quick 1)
   --out DIR    where prepared.md goes (default bench/results; --quick bench/results/tmp)`;
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    rounds: { type: "string" },
-    out: { type: "string" },
-    help: { type: "boolean", default: false },
-  },
-});
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
-const rounds = positiveNumber(values.rounds, "rounds", values.quick ? 1 : 8, true, usage);
-const calls = { get: values.quick ? 200 : 5_000, create: values.quick ? 100 : 2_000 };
+const args = scriptArgs(usage, ["rounds"]);
+const rounds = args.number("rounds", args.quick ? 1 : 8);
+const calls = { get: args.quick ? 200 : 5_000, create: args.quick ? 100 : 2_000 };
 const modes = ["off", "auto"] as const;
-const outDir = resultsDir(path.resolve(import.meta.dirname, ".."), values.out, values.quick);
+const { outDir } = args;
 
 const database = await provisionDatabase(process.env.DATABASE_URL);
 const log = pino({ level: "silent" });

@@ -8,6 +8,7 @@ import { Counter, Histogram, Registry } from "prom-client";
 import { GetUserRequestSchema, GetUserResponseSchema } from "../../gen/blog/v1/user_service_pb.js";
 import { createLogger } from "../../src/log.js";
 import { userToProto } from "../../src/users/mapper.js";
+import { usersByIdSql } from "../../src/users/repository.js";
 import type { UserRow } from "../../src/users/model.js";
 import { answerOrchestrator } from "../servers/child.js";
 import { floorFeatures } from "./features.js";
@@ -41,15 +42,14 @@ const db = knexFactory({
 });
 // FLOOR_QUERY=pg sends the statement on a pg.Pool instead of Knex: not the fixed stack (the design puts
 // Knex between the service and pg), shown only to tell Knex's share of the floor from protobuf-es's.
-const viaPg = process.env.FLOOR_QUERY === "pg";
-const pool = new pg.Pool({
-  connectionString: process.env.DATABASE_URL,
-  max: Number(process.env.DATABASE_POOL_MAX ?? 10),
-});
+const pool =
+  process.env.FLOOR_QUERY === "pg"
+    ? new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 10) })
+    : undefined;
 let statements = 0;
 db.on("query", () => statements++);
 const select = (sql: string, ids: string[]): Promise<{ rows: UserRow[] }> => {
-  if (!viaPg) return db.raw(sql, [ids]);
+  if (pool === undefined) return db.raw(sql, [ids]);
   statements++;
   return pool.query<UserRow>(sql.replace("?", "$1"), [ids]);
 };
@@ -61,8 +61,6 @@ const seconds = new Histogram({ name: "calls_seconds", help: "calls", labelNames
 const calls = new Counter({ name: "calls_total", help: "calls", labelNames, registers: [registry] });
 const cancelled = Object.assign(new Error("cancelled by the client"), { code: grpc.status.CANCELLED });
 const scope = new AsyncLocalStorage<{ signal: AbortSignal | undefined }>();
-const usersById = `select "id", "name", "age", "version", "create_time" as "createTime", "update_time" as "updateTime"
-  from "users" where "id" = any(?::bigint[])`;
 
 async function getUser(bytes: Buffer, passed: AbortSignal | undefined): Promise<Buffer> {
   // With the scope on, the statement's side finds the signal there, as the service's database layer does.
@@ -74,7 +72,7 @@ async function getUser(bytes: Buffer, passed: AbortSignal | undefined): Promise<
   // A cancel must reach the statement (the service sends PostgreSQL a CancelRequest): listen while it runs.
   const cancelStatement = () => {};
   signal?.addEventListener("abort", cancelStatement);
-  const { rows } = await select(usersById, [String(request.id)]).finally(() =>
+  const { rows } = await select(usersByIdSql, [String(request.id)]).finally(() =>
     signal?.removeEventListener("abort", cancelStatement),
   );
   if (signal?.aborted) throw Object.assign(new Error("cancelled"), { code: grpc.status.CANCELLED });
@@ -137,6 +135,6 @@ answerOrchestrator({
     server.forceShutdown();
     log.flush();
     await db.destroy();
-    await pool.end();
+    await pool?.end();
   },
 });

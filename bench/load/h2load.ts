@@ -127,3 +127,15 @@ export async function grpcAnswer(
   const dataBytes = [...out.matchAll(/recv DATA frame <length=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
   return { status: header("grpc-status"), message: header("grpc-message"), dataBytes };
 }
+
+/**
+ * grpcBody sends the body once with nghttp and returns the DATA it received:
+ * the framed answer message(s), to compare byte for byte.
+ */
+export function grpcBody(url: string, bodyFile: string): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    execFile("nghttp", ["-d", bodyFile, ...grpcHeaders, url], { encoding: "buffer" }, (error, stdout) =>
+      error ? reject(new Error(`nghttp failed: ${error.message}`)) : resolve(stdout),
+    ),
+  );
+}

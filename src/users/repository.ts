@@ -30,6 +30,10 @@ interface Change {
   expectedVersion: bigint | undefined;
 }
 
+/** usersByIdSql reads BASIC users by an array of ids: GetUser BASIC's one statement text (see getMany). */
+export const usersByIdSql = `select "id", "name", "age", "version", "create_time" as "createTime", "update_time" as "updateTime"
+  from "users" where "id" = any(?::bigint[])`;
+
 /** postsPerUserInList caps the posts each user carries in a FULL listing (documented in the API). */
 export const postsPerUserInList = 100;
 
@@ -95,13 +99,7 @@ export class UserRepository extends VersionedRepository<User> {
     return this.reader.read(async (db) =>
       options.withPosts
         ? User.query(db).whereRaw("users.id = any(?::bigint[])", [idList]).withGraphFetched("posts(oldestFirst)")
-        : unnestModels<User>(
-            db,
-            User,
-            `select "id", "name", "age", "version", "create_time" as "createTime", "update_time" as "updateTime"
-             from "users" where "id" = any(?::bigint[])`,
-            [idList],
-          ),
+        : unnestModels<User>(db, User, usersByIdSql, [idList]),
     );
   }
 
